@@ -222,7 +222,7 @@ func estEnroll(ctx context.Context, e env, op string, args []string) error {
 	fs.StringVar(&csrKeyFile, "csr-key", "", "enroll: use this existing private key (to collect a request held for approval)")
 	fs.BoolVar(&rekey, "rekey", false, "reenroll: make a new key (default: keep the key)")
 	fs.BoolVar(&force, "force", false, "replace a --key-out that holds another private key (default: refuse, it would be lost)")
-	fs.BoolVar(&encrypt, "encrypt", false, "serverkeygen: have the key encrypted to the request's own (RSA) key besides TLS")
+	fs.BoolVar(&encrypt, "encrypt", false, "serverkeygen: have the key encrypted to the request's own key besides TLS; that key, and the one the server makes, are then RSA (rsa2048 unless --key-type says)")
 	fs.DurationVar(&pollInterval, "poll-interval", 10*time.Second, "least wait between requests while the request awaits approval (the server's Retry-After counts when longer)")
 	fs.DurationVar(&maxWait, "max-wait", 0, "how long to keep asking while the request awaits approval (0: return at once)")
 	if err := parseFlags(fs, e, args, 0, nil); err != nil {
