@@ -88,6 +88,10 @@ type SCEP struct {
 	// say why no certificate is left to encrypt a request to.
 	offeredMu sync.Mutex
 	offered   []*x509.Certificate
+	// capsUnsupported is how the last GetCACaps was refused (a 404, say)
+	// when it was taken for a server without GetCACaps, "" otherwise:
+	// only to say why it is taken to offer nothing but single DES.
+	capsUnsupported string
 }
 
 func (c *SCEP) now() time.Time {
@@ -398,10 +402,20 @@ func (c *SCEP) doWith(hc *http.Client, req *http.Request) (*http.Response, []byt
 				return nil, nil, &UnavailableError{Err: errors.New(msg), RetryAfter: wait}
 			}
 		}
-		return nil, nil, errors.New(msg)
+		return nil, nil, &statusError{status: resp.StatusCode, msg: msg}
 	}
 	return resp, body, nil
 }
+
+// statusError is a SCEP server's answer other than 200 (and a redirect,
+// or a 503 or 429 with Retry-After): its status, and the operation and
+// status with the start of its text.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
 
 // MarkResendable marks a POST as safe to send again, so that Go's
 // transport, finding that the server closed a kept-alive connection as the
@@ -439,12 +453,25 @@ func truncate(b []byte, n int) []byte {
 // GetCACaps fetches the server's capabilities. An answer that is no list
 // of capabilities (a web page, a login form) is refused as coming from no
 // SCEP server: read as one, it offers nothing, and the advice would be to
-// allow single DES.
+// allow single DES. A server that does not know the operation (a server
+// older than RFC 8894's drafts' GetCACaps) offers no capabilities, as
+// RFC 8894 §3.5.1 says a client should take it: see capsNotSupported.
 func (c *SCEP) GetCACaps(ctx context.Context) (Caps, error) {
 	resp, body, err := c.get(ctx, "GetCACaps", "")
+	var se *statusError
+	if errors.As(err, &se) && capsNotSupported(se.status) {
+		c.offeredMu.Lock()
+		c.capsUnsupported = se.msg
+		c.offeredMu.Unlock()
+		c.warnf("the server does not support GetCACaps (%s): taking it to offer no capabilities (RFC 8894 §3.5.1)", se.msg)
+		return Caps{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
+	c.offeredMu.Lock()
+	c.capsUnsupported = ""
+	c.offeredMu.Unlock()
 	caps := Caps{}
 	ct := resp.Header.Get("Content-Type")
 	for _, line := range strings.FieldsFunc(string(body), func(r rune) bool { return r == '\n' || r == '\r' }) {
@@ -458,6 +485,24 @@ func (c *SCEP) GetCACaps(ctx context.Context) (Caps, error) {
 		caps[strings.ToLower(s)] = true
 	}
 	return caps, nil
+}
+
+// capsNotSupported: a GetCACaps answered with status comes from a server
+// that does not know the operation: 404 and 400 (an unknown operation,
+// in the words of servers that have none), 405 and 501 (not
+// implemented). Such a server offers no capabilities (RFC 8894 §3.5.1),
+// which leaves single DES, refused unless allowed, and PKIOperation by
+// GET. A 400 is taken too, though it may also come from a web server
+// that is no SCEP server: GetCACert, asked next, refuses that one by its
+// answer, and nothing is sent on the strength of the 400. Other answers
+// stop: 5xx but 501 are the server's trouble, for now; 401, 403 and 429
+// say that it is there and refuses us.
+func capsNotSupported(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	}
+	return false
 }
 
 // isCapability: s could be a capability's keyword ("AES", "SHA-256",
@@ -712,6 +757,12 @@ func (c *SCEP) Algorithms(caps Caps) (cms.ContentCipher, crypto.Hash, error) {
 		// than one that wants single DES.
 		return 0, 0, fmt.Errorf("the server's GetCACaps lists none of RFC 8894's capabilities (%s): check that the URL is the SCEP server's; if it is, it offers only single DES, which is insecure: pass --allow-insecure-des to use it anyway", caps)
 	default:
+		c.offeredMu.Lock()
+		unsupported := c.capsUnsupported
+		c.offeredMu.Unlock()
+		if unsupported != "" && len(caps) == 0 {
+			return 0, 0, fmt.Errorf("the server does not support GetCACaps (%s), so it is taken to offer neither AES nor DES3 (RFC 8894 §3.5.1), only single DES, which is insecure; pass --allow-insecure-des to use it anyway", unsupported)
+		}
 		return 0, 0, errors.New("the server offers neither AES nor DES3 (only single DES, which is insecure); pass --allow-insecure-des to use it anyway")
 	}
 	digest := crypto.SHA1

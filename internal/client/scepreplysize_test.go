@@ -26,7 +26,7 @@ func TestSCEPReplyBeyondTheBound(t *testing.T) {
 		{"fits", maxResponseBytes, http.StatusOK, ""},
 		{"one byte more", maxResponseBytes + 1, http.StatusOK, "GetCACaps: " + tooLarge},
 		{"much more", 3 * maxResponseBytes, http.StatusOK, "GetCACaps: " + tooLarge},
-		{"a large refusal", maxResponseBytes + 1, http.StatusNotFound, "GetCACaps: HTTP 404"},
+		{"a large refusal", maxResponseBytes + 1, http.StatusInternalServerError, "GetCACaps: HTTP 500"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
