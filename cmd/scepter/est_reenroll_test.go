@@ -51,6 +51,10 @@ type reenrollEST struct {
 	rename       *x509.Certificate
 	// cacertsAlso are sent in /cacerts after the CA.
 	cacertsAlso []*x509.Certificate
+	// busy answers that many requests 503, first of all, with
+	// Retry-After: busyRetryAfter when it is not "".
+	busy           int
+	busyRetryAfter string
 
 	mu      sync.Mutex
 	dropped bool
@@ -70,6 +74,14 @@ func (s *reenrollEST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case est.OpSimpleReenroll, est.OpSimpleEnroll:
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.busy > 0 {
+			s.busy--
+			if s.busyRetryAfter != "" {
+				w.Header().Set("Retry-After", s.busyRetryAfter)
+			}
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
 		if s.refuse != 0 {
 			if s.authenticate != "" {
 				w.Header().Set("WWW-Authenticate", s.authenticate)

@@ -1090,6 +1090,26 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 			// stays held (or approved), as after a stop between asks.
 			return nil, &PendingError{Waited: time.Since(started).Round(time.Second), Stopped: ctx.Err()}
 		}
+		if busy := unavailableFor(err); busy > 0 && r.MaxWait > 0 {
+			// A 503 (or 429) with Retry-After (RFC 7030 §4.2.3): the
+			// server is there and asks to be asked later, as a 202 does;
+			// within MaxWait the client does, a bare one ends the run.
+			left := time.Until(deadline)
+			if left <= 0 {
+				return nil, err
+			}
+			wait := min(max(busy, r.PollInterval), left)
+			c.warnf("%v; asking again in %s", err, wait.Round(time.Second))
+			select {
+			case <-ctx.Done():
+				if held {
+					return nil, &PendingError{RetryAfter: busy, Waited: time.Since(started).Round(time.Second), Stopped: ctx.Err()}
+				}
+				return nil, fmt.Errorf("%w (waiting to ask again was stopped)", err)
+			case <-time.After(wait):
+			}
+			continue
+		}
 		if err != nil || retry == 0 {
 			return res, err
 		}
@@ -1195,6 +1215,21 @@ func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
 		return min(max(t.Sub(now), time.Second), maxRetryAfter*time.Second), true
 	}
 	return 0, false
+}
+
+// unavailableFor is the wait a 503 or 429 with Retry-After asked for
+// (at least a second: "Retry-After: 0" must not make a loop of asks),
+// zero for any other error, a bare 503 included.
+func unavailableFor(err error) time.Duration {
+	var he *HTTPError
+	var ue *UnavailableError
+	switch {
+	case errors.As(err, &he) && (he.Status == http.StatusServiceUnavailable || he.Status == http.StatusTooManyRequests) && he.RetryAfter > 0:
+		return max(he.RetryAfter, time.Second)
+	case errors.As(err, &ue):
+		return max(ue.RetryAfter, time.Second)
+	}
+	return 0
 }
 
 // RetryAfter is the wait the server asked for in err's answer: a 503 or

@@ -828,12 +828,14 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		return nil, err
 	}
 	x := p.x
+	started := time.Now()
+	deadline := started.Add(r.MaxWait)
 	rep, err := x.post(ctx, p.message, p.nonce)
+	// Asked again with a new nonce: a server may have recorded the first.
+	rep, err = x.whileUnavailable(ctx, deadline, false, rep, err, func() (*scep.PKIMessage, error) { return x.send(ctx, p.typ, r.CSR) })
 	if err != nil {
 		return nil, err
 	}
-	started := time.Now()
-	deadline := started.Add(r.MaxWait)
 	wait := r.PollInterval
 	if wait <= 0 {
 		wait = 10 * time.Second
@@ -862,7 +864,8 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 			// The reply to an EC signer is keyed from the challenge, which
 			// a CertPoll does not carry: ask again with the request itself
 			// (same transaction ID, new nonce), as some devices always do.
-			if rep, err = x.send(ctx, p.typ, r.CSR); err != nil {
+			rep, err = x.send(ctx, p.typ, r.CSR)
+			if rep, err = x.whileUnavailable(ctx, deadline, true, rep, err, func() (*scep.PKIMessage, error) { return x.send(ctx, p.typ, r.CSR) }); err != nil {
 				return nil, err
 			}
 			continue
@@ -876,11 +879,43 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 		if err != nil {
 			return nil, err
 		}
-		if rep, err = x.send(ctx, scep.CertPoll, poll); err != nil {
+		rep, err = x.send(ctx, scep.CertPoll, poll)
+		if rep, err = x.whileUnavailable(ctx, deadline, true, rep, err, func() (*scep.PKIMessage, error) { return x.send(ctx, scep.CertPoll, poll) }); err != nil {
 			return nil, err
 		}
 	}
 	return x.certificate(rep)
+}
+
+// whileUnavailable returns rep and err, the answer to a message, unless
+// err is a 503 or 429 with Retry-After and MaxWait leaves time: then it
+// waits, as for a PENDING, the longer of Retry-After and PollInterval,
+// cut to the time left before deadline, and asks again (again), until
+// another answer comes or no time is left (the last 503 is returned). A
+// bare 503 ends it at once. held says the server held the request before:
+// stopped while waiting, the request stays held (a *PendingError).
+func (x *exchange) whileUnavailable(ctx context.Context, deadline time.Time, held bool, rep *scep.PKIMessage, err error, again func() (*scep.PKIMessage, error)) (*scep.PKIMessage, error) {
+	for {
+		busy := unavailableFor(err)
+		if busy == 0 || x.r.MaxWait <= 0 {
+			return rep, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, err
+		}
+		wait := min(max(busy, x.r.PollInterval), left)
+		x.c.warnf("%v; asking again in %s", err, wait.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			if held {
+				return nil, &PendingError{TransactionID: x.txID, Waited: time.Since(deadline.Add(-x.r.MaxWait)).Round(time.Second), Stopped: ctx.Err()}
+			}
+			return nil, fmt.Errorf("%w (waiting to ask again was stopped)", err)
+		case <-time.After(wait):
+		}
+		rep, err = again()
+	}
 }
 
 // Prepared is a PKCSReq (or RenewalReq) signed and encrypted ahead of
