@@ -270,6 +270,44 @@ func (f *clientFlags) pinnedRootAdvice(ctx context.Context, c *client.SCEP, cert
 		printable(root.Subject.String()), client.Fingerprint(root), client.Fingerprint(issuer))
 }
 
+// replacedPinAdvice says, for a --ca-fingerprint that none of the
+// certificates GetCACert sends has (a *client.PinMismatchError), to a run
+// that takes up a key an earlier run kept for its request, what to pin
+// instead: the pin let that run in, so the pinned CA is likely an issuing
+// CA a CA rollover replaced, gone from GetCACert for good, and running the
+// same command again never succeeds. It names the root the server sends
+// (and the CA that issues now), to be checked before it is pinned: the
+// server's word is all this run has for them. "" for any other error.
+func replacedPinAdvice(err error) string {
+	var pm *client.PinMismatchError
+	if !errors.As(err, &pm) {
+		return ""
+	}
+	var root, issuing *x509.Certificate
+	for _, c := range pm.Sent {
+		switch {
+		case !c.IsCA:
+		case bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil:
+			if root == nil {
+				root = c
+			}
+		case issuing == nil:
+			issuing = c
+		}
+	}
+	if root != nil && issuing != nil && issuing.CheckSignatureFrom(root) != nil {
+		root = nil // not the root of the CA that issues
+	}
+	instead := "pin your CA's root instead (the server does not send it)"
+	if root != nil {
+		instead = fmt.Sprintf("pin the root instead, --ca-fingerprint %s (%s: check that it is your CA's)", client.Fingerprint(root), printable(root.Subject.String()))
+	}
+	if issuing != nil {
+		instead += fmt.Sprintf(", or the CA that issues now, --ca-fingerprint %s (%s)", client.Fingerprint(issuing), printable(issuing.Subject.String()))
+	}
+	return "an earlier run of this request kept its key: if it pinned the same CA, the server no longer sends that CA (a CA rollover replaced it?), and no run pinning it can succeed; " + instead
+}
+
 // newKey makes a client's new key of keyType with e.generateKey, or
 // keys.Generate when that is nil (as it is outside tests).
 func (e env) newKey(keyType string) (crypto.Signer, error) {
@@ -368,6 +406,11 @@ func cmdEnroll(ctx context.Context, e env, args []string) error {
 	}
 	c, caps, caCerts, err := f.connect(ctx, e)
 	if err != nil {
+		if advice := replacedPinAdvice(err); advice != "" && held != nil {
+			// Run again as it is, it would fail alike: the pin is what
+			// has to change.
+			return fmt.Errorf("%w; %s; %s is still %s: keep it, and the command run with that --ca-fingerprint takes it up", err, advice, held.path, held.whose())
+		}
 		// Nothing was asked with the held key: it stays for the next run.
 		return heldKeyNoteFor(err, held, notAnswered)
 	}

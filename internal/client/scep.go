@@ -615,7 +615,19 @@ func CheckFingerprint(certs []*x509.Certificate, want string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("no certificate from the server matches CA fingerprint %s: refusing to trust it%s", want, sentInstead(certs, want))
+	return &PinMismatchError{Pin: want, Sent: certs}
+}
+
+// PinMismatchError: none of the certificates a server sent (Sent) has the
+// pinned fingerprint (Pin, as given). The caller may know more of why
+// (the pin let an earlier run in: the pinned CA is gone).
+type PinMismatchError struct {
+	Pin  string
+	Sent []*x509.Certificate
+}
+
+func (e *PinMismatchError) Error() string {
+	return fmt.Sprintf("no certificate from the server matches CA fingerprint %s: refusing to trust it%s", e.Pin, sentInstead(e.Sent, e.Pin))
 }
 
 // maxCertsNamed bounds how many of a server's certificates an error names.
