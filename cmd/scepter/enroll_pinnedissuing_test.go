@@ -46,7 +46,7 @@ func TestEnrollPinningTheOldIssuingCAIsToldToPinTheRoot(t *testing.T) {
 			t.Fatal("no request held within 30 s")
 		}
 	}
-	if _, errOut, err := runCA(t, nil, s.dataDir, "rollover", "--switch-in", "2s"); err != nil {
+	if _, errOut, err := runCA(t, nil, s.dataDir, "rollover", "--switch-in", "8s"); err != nil {
 		t.Fatalf("ca rollover: %v\n%s", err, errOut)
 	}
 	var newPin string

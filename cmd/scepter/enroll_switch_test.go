@@ -44,7 +44,7 @@ func TestEnrollCollectsAcrossACASwitch(t *testing.T) {
 				}
 			}
 
-			if _, errOut, err := runCA(t, nil, s.dataDir, "rollover", "--switch-in", "2s"); err != nil {
+			if _, errOut, err := runCA(t, nil, s.dataDir, "rollover", "--switch-in", "8s"); err != nil {
 				t.Fatalf("ca rollover: %v\n%s", err, errOut)
 			}
 			var newCA *x509.Certificate
