@@ -54,7 +54,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.profile, "profile", "", "profile: appended to each URL (/scep/PROFILE, /.well-known/est/PROFILE)")
 	fs.StringVar(&f.keyType, "key-type", keys.RSA2048, "client key type: "+strings.Join(keys.KeyTypes, ", "))
 	fs.IntVar(&f.pool, "pool", 0, "client keys made before the clock starts (default: --count, at most 1000; with --duration alone, or beside it a --count above "+strconv.Itoa(bench.MaxPrepared)+", 1000 EC or 100 RSA keys); fewer keys than enrollments are reused, each with CSRs of their own")
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "time limit of each enrollment")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "time limit of each enrollment, and of the setup before the clock (GetCACaps, GetCACert, /cacerts), which a shorter --duration bounds instead")
 	fingerprintVar(fs, &f.fingerprint, "trust the CA whose SHA-256 is this (`sha256:HEX`), as sent by GetCACert or /cacerts")
 	fs.StringVar(&f.cacert, "cacert", "", "PEM file of the CA(s) to trust (EST: the server's TLS certificate must chain to them); without it or --ca-fingerprint, certificates are checked against whatever CA certificates the server sends, and over https the TLS certificate against this host's trusted CAs")
 	fs.Var(&f.pids, "server-pid", "server PID (repeatable, one per node): report its CPU time per enrollment and peak RSS")

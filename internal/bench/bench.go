@@ -80,7 +80,8 @@ type Options struct {
 	// are reused, each enrollment still with its own CSR and subject as
 	// long as pre-built CSRs last (see PoolCSRs).
 	Pool int
-	// Timeout bounds each enrollment (default 30 s).
+	// Timeout bounds each enrollment (default 30 s), and the setup before
+	// the clock, which Duration bounds too when it is shorter.
 	Timeout time.Duration
 	// CAFingerprint ("sha256:HEX") must match one of the CA certificates
 	// the server sends; Roots, when set, are the trust anchors: the EST
@@ -303,15 +304,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	setupCtx, cancel := context.WithTimeout(ctx, o.Timeout)
+	limit, bound := o.setupLimit()
+	setupCtx, cancel := context.WithTimeout(ctx, limit)
 	targets, err := connect(setupCtx, &o)
 	timedOut := errors.Is(setupCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	cancel()
 	if err != nil {
 		if timedOut {
-			// The step is named, but not what bounded it (a silent server
-			// holds even a run of --duration 3s that long).
-			return nil, fmt.Errorf("%w (the setup got no answer within --timeout %s)", err, o.Timeout)
+			// The step is named, but not what bounded it.
+			return nil, fmt.Errorf("%w (the setup got no answer within %s %s)", err, bound, limit)
 		}
 		return nil, err
 	}
@@ -338,6 +339,17 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	r := &run{o: &o, targets: targets, pool: pool, en: en, v: v, deferred: prepare}
 	return r.do(ctx)
+}
+
+// setupLimit bounds the setup (GetCACaps, GetCACert, /cacerts) and names
+// the option that bounds it: Timeout, or Duration when that is shorter, so
+// that a server that accepts and never answers holds a run of --duration
+// 3s no longer than that rather than the whole --timeout (r124).
+func (o *Options) setupLimit() (time.Duration, string) {
+	if o.Duration > 0 && o.Duration < o.Timeout {
+		return o.Duration, "--duration"
+	}
+	return o.Timeout, "--timeout"
 }
 
 func (o *Options) normalise() error {

@@ -760,8 +760,10 @@ func TestRunInterruptedBeforeTheClock(t *testing.T) {
 }
 
 // A server that accepts connections and never answers holds the setup for
-// --timeout: the error names the step and says what bounded it (r113: a
-// bare "context deadline exceeded").
+// --timeout, or for --duration when that is shorter (r124: a run of
+// --duration 3s waited the whole --timeout of 30 s at GetCACaps): the
+// error names the step and says what bounded it (r113: a bare "context
+// deadline exceeded").
 func TestRunSetupTimeoutNamesTimeout(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -790,11 +792,29 @@ func TestRunSetupTimeoutNamesTimeout(t *testing.T) {
 		{"scep", "http://" + silent + "/scep", "operation=GetCACaps"},
 		{"est", "https://" + silent, "TLS handshake"},
 	} {
-		o := bench.Options{Protocol: tc.protocol, URLs: []string{tc.url}, Challenge: "c", KeyType: "p256", Count: 1,
-			CAFingerprint: "sha256:" + strings.Repeat("00", 32), Timeout: 300 * time.Millisecond, Now: time.Now}
-		_, err := bench.Run(context.Background(), o)
-		if err == nil || !strings.Contains(err.Error(), tc.step) || !strings.Contains(err.Error(), "no answer within --timeout 300ms") {
-			t.Errorf("%s: %v, want the step %q and --timeout 300ms named", tc.protocol, err, tc.step)
+		for _, b := range []struct {
+			name              string
+			count             int
+			duration, timeout time.Duration
+			want              string
+		}{
+			{"count alone", 1, 0, 300 * time.Millisecond, "no answer within --timeout 300ms"},
+			{"duration shorter", 0, 300 * time.Millisecond, 40 * time.Second, "no answer within --duration 300ms"},
+			{"duration beside a count", 5, 300 * time.Millisecond, 40 * time.Second, "no answer within --duration 300ms"},
+			{"timeout shorter", 0, 40 * time.Second, 300 * time.Millisecond, "no answer within --timeout 300ms"},
+		} {
+			o := bench.Options{Protocol: tc.protocol, URLs: []string{tc.url}, Challenge: "c", KeyType: "p256", Count: b.count, Duration: b.duration,
+				CAFingerprint: "sha256:" + strings.Repeat("00", 32), Timeout: b.timeout, Now: time.Now}
+			start := time.Now()
+			_, err := bench.Run(context.Background(), o)
+			// Far below the 40 s neither bound may be held to, with room
+			// for a slow machine.
+			if took := time.Since(start); took > 20*time.Second {
+				t.Errorf("%s, %s: the setup held the run %v", tc.protocol, b.name, took)
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.step) || !strings.Contains(err.Error(), b.want) {
+				t.Errorf("%s, %s: %v, want the step %q and %q", tc.protocol, b.name, err, tc.step, b.want)
+			}
 		}
 	}
 }
