@@ -64,7 +64,7 @@ func cmdBench(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.serialsOut, "serials-out", "", "write a line per certificate received: SERIAL-HEX ISSUER-ID URL")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&f.onClock, "on-clock", false, fmt.Sprintf("sign and encrypt each request and check each reply on the clock, as devices do (default: with a --count of at most %d, SCEP requests are built before the clock starts and replies checked after it stops, so that the figures are the server's, not the load tool's; their signingTime is when they were built)", bench.MaxPrepared))
-	fs.BoolVar(&f.allowFailures, "allow-failures", false, "exit 0 despite failed enrollments (never despite a bad certificate or a duplicate serial)")
+	fs.BoolVar(&f.allowFailures, "allow-failures", false, "exit 0 despite failed enrollments: requests refused, lost, or answered with no CMS at all, such as a proxy's HTML page (never despite a bad certificate, a signed reply that fails its checks, or a duplicate serial)")
 	if err := parseFlags(fs, e, args, 0, nil); err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 	}
 	fmt.Fprintf(w, "duplicate serials: %d\n", r.Duplicates)
 	if r.BadCerts > 0 {
-		fmt.Fprintf(w, "bad certificates:  %d (or replies that failed verification)\n", r.BadCerts)
+		fmt.Fprintf(w, "bad certificates:  %d (or signed replies that failed their checks; never accepted by --allow-failures)\n", r.BadCerts)
 	}
 	if len(r.PerURL) > 1 {
 		for _, u := range r.PerURL {
@@ -331,6 +331,10 @@ func printBenchSummary(w io.Writer, r *bench.Result) {
 	if r.Failures[bench.ReasonLockedOut] > 0 {
 		// Not the rate limit: --rate-limit 0 does nothing about it.
 		fmt.Fprintln(w, "note:              the server locked this address out after too many wrong challenges or passwords (from this run or an earlier one): fix --challenge or the EST password, then wait until the time the server gives (first failures below)")
+	}
+	if r.Failures[bench.ReasonNotCMS] > 0 {
+		// Failed requests, not bad certificates: --allow-failures accepts them.
+		fmt.Fprintln(w, "note:              \""+bench.ReasonNotCMS+"\" replies were no SCEP or EST reply at all (empty, a web page, not CMS): something other than the server answered, a proxy say; counted as failed requests, not bad certificates")
 	}
 	if r.Failures["http:429"] > 0 {
 		fmt.Fprintln(w, "note:              HTTP 429 is a server's per-address rate limit; for a benchmark from one address start scepter serve with --rate-limit 0")

@@ -213,6 +213,29 @@ func TestBenchSummaryLockoutAndRateLimit(t *testing.T) {
 	}
 }
 
+// A reply that is no CMS at all (a proxy's page) is said to be no answer of
+// the server and is no bad certificate; a bad certificate is said to be one
+// --allow-failures does not accept (r124).
+func TestBenchSummaryNotCMS(t *testing.T) {
+	const note, bad = "no SCEP or EST reply at all", "bad certificates:  2 (or signed replies that failed their checks; never accepted by --allow-failures)"
+	for _, tc := range []struct {
+		r                 bench.Result
+		wantNote, wantBad bool
+	}{
+		{bench.Result{OK: 3, Failed: 2, Failures: map[string]int{bench.ReasonNotCMS: 2}}, true, false},
+		{bench.Result{OK: 3, Failed: 2, BadCerts: 2, Failures: map[string]int{"verify:key": 2}}, false, true},
+		{bench.Result{OK: 3, Failed: 2, Failures: map[string]int{"http:500": 2}}, false, false},
+	} {
+		var b bytes.Buffer
+		tc.r.Protocol, tc.r.URLs = "scep", []string{"u"}
+		printBenchSummary(&b, &tc.r)
+		if strings.Contains(b.String(), note) != tc.wantNote || strings.Contains(b.String(), bad) != tc.wantBad {
+			t.Errorf("%v: note %v, bad line %v; want %v, %v:\n%s", tc.r.Failures,
+				strings.Contains(b.String(), note), strings.Contains(b.String(), bad), tc.wantNote, tc.wantBad, b.String())
+		}
+	}
+}
+
 // A --server-pid given twice is counted once: the server's figures are
 // sums over the PIDs, and a repeated one doubled them (r70 D3).
 func TestBenchServerPIDCountedOnce(t *testing.T) {

@@ -159,8 +159,11 @@ type Result struct {
 	// FirstErrors are the first failure messages of the first few reasons,
 	// verbatim.
 	FirstErrors []string `json:"first_errors"`
-	// BadCerts counts certificates received that failed verification (a
-	// subset of Failed). Duplicates counts certificates whose (issuer,
+	// BadCerts counts certificates received that failed verification, and
+	// signed replies that failed their checks (a CertRep of another
+	// transaction or signer, say): a subset of Failed. A reply that is no
+	// CMS at all (ReasonNotCMS: an empty body, a proxy's page) is a failed
+	// request, not among them. Duplicates counts certificates whose (issuer,
 	// serial) was received before in this run, whatever else is wrong with
 	// either: each is a failed enrollment, counted once, as
 	// "verify:duplicate" when nothing else is wrong with it (not in
@@ -239,13 +242,15 @@ type Issued struct {
 }
 
 // ExitError reports whether the result should make the command fail: any
-// certificate that failed verification or repeated a serial, no
-// enrollment at all that succeeded, or (unless allowFailures) any failed
-// enrollment. nil when all is well.
+// certificate (or signed reply) that failed verification or repeated a
+// serial, no enrollment at all that succeeded, or (unless allowFailures)
+// any other failed enrollment: refused, lost, or answered with no CMS at
+// all. nil when all is well.
 func (r *Result) ExitError(allowFailures bool) error {
 	var why []string
 	if r.BadCerts > 0 {
-		// verify:reply counts replies that hold no certificate at all.
+		// verify:reply counts signed replies that failed their checks and
+		// hold no certificate to count.
 		why = append(why, count(r.BadCerts, "reply or certificate", "replies or certificates")+" failed verification")
 	}
 	if r.Duplicates > 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/cms"
 	"github.com/scepter/scepter/internal/est"
+	"github.com/scepter/scepter/internal/scep"
 )
 
 // target is one server URL, with what was fetched from it before the clock
@@ -450,6 +451,11 @@ func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *p
 	}
 	c := &client.SCEP{URL: e.targets[ti].url, HTTP: w.http, Now: e.o.Now}
 	body, err := c.SendPrepared(ctx, req)
+	var notSCEP *client.NotSCEPError
+	if errors.As(err, &notSCEP) {
+		// An empty body, a web page or no DER: no pkiMessage.
+		return nil, &notCMSError{err}
+	}
 	if err != nil {
 		// The HTTP status that refused it, if one did.
 		if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok && ex.status != 0 && ex.status != http.StatusOK {
@@ -459,6 +465,12 @@ func (e *scepEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *p
 	}
 	return func() (*x509.Certificate, error) {
 		cert, err := req.Certificate(body)
+		if errors.Is(err, scep.ErrMalformed) {
+			if _, cmsErr := cms.ParseSignedData(body); cmsErr != nil {
+				// Not even CMS: no pkiMessage, not a CertRep gone wrong.
+				return nil, &notCMSError{err}
+			}
+		}
 		var fe *client.ForeignCertificatesError
 		var pe *client.PendingError
 		if errors.As(err, &pe) {
@@ -549,19 +561,24 @@ func (e *estEnroller) enroll(ctx context.Context, w *worker, ti, i int, item *po
 		}
 		return nil, &statusError{status: resp.StatusCode, err: errors.New(text)}
 	}
+	if ct := strings.ToLower(resp.Header.Get("Content-Type")); strings.HasPrefix(ct, "text/html") || strings.HasPrefix(ct, "application/xhtml") {
+		// A proxy's or web server's page: no certs-only reply.
+		return nil, &notCMSError{fmt.Errorf("a 200 of Content-Type %s, starting %q", client.Printable(ct[:min(len(ct), 100)]), client.Printable(string(body[:min(len(body), 48)])))}
+	}
 	return func() (*x509.Certificate, error) { return estCertificate(body, item.spki) }, nil
 }
 
 // estCertificate finds the certificate for the CSR's key in a
 // simpleenroll reply.
 func estCertificate(body, spki []byte) (*x509.Certificate, error) {
+	// A body that is not base64, or not CMS, is no certs-only reply.
 	der, err := est.DecodeReply(body)
 	if err != nil {
-		return nil, &verifyError{kind: "reply", err: err}
+		return nil, &notCMSError{err}
 	}
 	sd, err := cms.ParseSignedData(der)
 	if err != nil {
-		return nil, &verifyError{kind: "reply", err: err}
+		return nil, &notCMSError{err}
 	}
 	for _, c := range sd.Certificates {
 		if bytes.Equal(c.RawSubjectPublicKeyInfo, spki) {

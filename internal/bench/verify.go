@@ -238,6 +238,21 @@ func (v *verifier) duplicates() int {
 	return v.dups
 }
 
+// ReasonNotCMS is the reason of an enrollment answered with something that
+// is no CMS message at all (an empty body, a proxy's or web server's HTML
+// page, bytes that do not parse as CMS SignedData): no pkiMessage and no
+// EST certs-only reply, so no reply of the server enrolled at, and counted
+// with the refused or lost requests, which --allow-failures accepts, not as
+// a bad certificate (r124). A signed CertRep that fails its checks, or a
+// certificate that fails verification, is a bad certificate (verify:…).
+const ReasonNotCMS = "not CMS"
+
+// notCMSError is a reply of ReasonNotCMS.
+type notCMSError struct{ err error }
+
+func (e *notCMSError) Error() string { return "the reply is no CMS message: " + e.err.Error() }
+func (e *notCMSError) Unwrap() error { return e.err }
+
 // ReasonLockedOut is the reason of an enrollment refused because the
 // server locked the client's address out after too many wrong challenges or
 // passwords: a SCEP badRequest or an EST 429 whose text says so. It is told
@@ -263,9 +278,12 @@ func classify(err error) string {
 	var ne net.Error
 	var tv *tls.CertificateVerificationError
 	var ue *unfinishedError
+	var nc *notCMSError
 	switch {
 	case errors.As(err, &ue):
 		return "unfinished"
+	case errors.As(err, &nc):
+		return ReasonNotCMS
 	case (errors.As(err, &fe) || errors.As(err, &se)) && saysLockedOut(err):
 		return ReasonLockedOut
 	case errors.As(err, &fe):

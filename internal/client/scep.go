@@ -549,9 +549,16 @@ func notSCEPError(operation, contentType string, body []byte, want string) error
 		}
 		first = fmt.Sprintf("a body of %d bytes starting \"%s%s\"", len(body), Printable(string(start)), more)
 	}
-	return fmt.Errorf("%s: the server does not look like a SCEP server: it answered with Content-Type %s and %s, not %s; check that the URL is the SCEP server's (http://HOST/scep, say, or http://HOST/cgi-bin/pkiclient.exe)",
-		operation, Printable(pki.Clip(contentType, 100)), first, want)
+	return &NotSCEPError{fmt.Sprintf("%s: the server does not look like a SCEP server: it answered with Content-Type %s and %s, not %s; check that the URL is the SCEP server's (http://HOST/scep, say, or http://HOST/cgi-bin/pkiclient.exe)",
+		operation, Printable(pki.Clip(contentType, 100)), first, want)}
 }
+
+// NotSCEPError is an answer no SCEP server sends (notSCEPError): a load
+// tool counts such a reply, a proxy's page say, as a request that did not
+// reach the server rather than as a bad certificate.
+type NotSCEPError struct{ text string }
+
+func (e *NotSCEPError) Error() string { return e.text }
 
 // GetCACert fetches the CA (and RA) certificates.
 func (c *SCEP) GetCACert(ctx context.Context) ([]*x509.Certificate, error) {
