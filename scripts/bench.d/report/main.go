@@ -700,9 +700,16 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 
 	p("## Versions\n\n")
 	p("| server | version |\n|---|---|\n")
+	// The servers that ran: a run of some (SERVERS=…) names no other.
+	ranStep, ranMicromdm := find(data, "step-ca") != nil, find(data, "micromdm") != nil
 	p("| scepter | %s |\n", orNA(meta["version_scepter"]))
-	p("| step-ca | %s |\n", orNA(meta["version_step-ca"]))
-	p("| micromdm scepserver | %s |\n\n", orNA(meta["version_micromdm"]))
+	if ranStep {
+		p("| step-ca | %s |\n", orNA(meta["version_step-ca"]))
+	}
+	if ranMicromdm {
+		p("| micromdm scepserver | %s |\n", orNA(meta["version_micromdm"]))
+	}
+	p("\n")
 
 	p("## Method\n\n")
 	p("- The servers are measured in %s round(s). In each round every server runs alone, started fresh (new CA, new empty store) on 127.0.0.1 and pinned to CPU %s, and `scepter bench` runs pinned to CPU %s: a warm-up of %s enrollments, then one run of %s enrollments at each concurrency (%s), then the next server. The rounds interleave the servers so that a stretch in which other work slows the machine down falls on one run of each server rather than on every run of one.\n",
@@ -710,14 +717,23 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	if t := fewerConcurrenciesText(data, meta["concurrency"]); t != "" {
 		p("%s\n", t)
 	}
-	p("- The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, and the **sum** over the runs of failures and duplicate serials.\n")
+	p("- The table shows per cell the **median** of the runs for enroll/s, latency percentiles and server CPU, the **maximum** over the runs for peak RSS, and the **sum** over the runs of failures and duplicate serials.\n")
 	p("- Before the clock starts, `scepter bench` builds a pool of %s RSA-2048 client keys (keys are reused, but every enrollment has a CSR and a subject of its own) and their self-signed signer certificates, and fetches GetCACaps and GetCACert. %s\n", meta["pool"], preparedText(data))
 	if find(data, "scepter-ec") != nil {
 		p("- The P-256 row's pool holds P-256 keys. An EC key cannot receive a reply by key transport, so its reply is a password-based envelope keyed from the challenge (RFC 8894 §3.2.2, PBKDF2 at 100000 iterations): the server derives that key once per challenge and hour, and the load tool once per salt.\n")
 	}
 	p("- Latency is the load tool's, from the start of an enrollment's work on the clock to its end. \"Of it the server\" is the part spent waiting for the server: from sending the HTTP request to the reply's headers (`round_trip_ms` of `scepter bench --json`); the rest is the load tool's own work on its one core, shared by its workers. %s\n", toolCoresText(data))
 	p("- Server CPU is utime+stime of the server process from /proc/PID/stat before and after each run, divided by the enrollments that succeeded.\n")
-	p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose password the server checks by argon2id once, and for 15 minutes after from memory (it looks the user up on every request).\n")
+	p("- Peak RSS is the server process's VmHWM from /proc/PID/status after each run: the largest its resident set has been since it started, which, the server being started afresh each round, takes in the warm-up and that round's earlier runs too. A cell shows the largest over its runs.\n")
+	ranEST, ranESTUser := find(data, "scepter-est") != nil, find(data, "scepter-est-user") != nil
+	switch {
+	case ranEST && ranESTUser:
+		p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic: with the static challenge as the password (as the SCEP rows), and, at fewer concurrencies, as an EST user (`scepter est user add`), whose password the server checks by argon2id once, and for 15 minutes after from memory (it looks the user up on every request).\n")
+	case ranEST:
+		p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic with the static challenge as the password (as the SCEP rows).\n")
+	case ranESTUser:
+		p("- EST: simpleenroll over HTTPS (TLS 1.3, kept-alive connections, TLS session resumption on) against the default configuration, authenticated by HTTP Basic as an EST user (`scepter est user add`), whose password the server checks by argon2id once, and for 15 minutes after from memory (it looks the user up on every request).\n")
+	}
 	// As scripts/bench ran it (its meta floor_bench); a run's meta from
 	// before it wrote that ran this pattern too.
 	floorBench := meta["floor_bench"]
@@ -726,9 +742,54 @@ func write(b *bytes.Buffer, meta map[string]string, data []*rowData, floor *floo
 	}
 	p("- Crypto floor: `go test -run '^$' -bench '%s' -benchtime 200x -count 5 ./internal/bench/floor` (the bare private-key operations one enrollment of that configuration must make), pinned to the server's CPU, before each round and after the last; the floor is the **minimum** ns/op over all repetitions. The same runs measure the checks floor below.\n", floorBench)
 	if floor != nil && floor.backend != "" {
-		p("- RSA: scepter's rows and the floors `default` and `rsa-ca` make their RSA private-key operations through %s, as `serve --rsa-backend auto` (the default) does on this machine; the rows and floors marked Go's crypto/rsa or `-go` make them with Go's crypto/rsa (`--rsa-backend go`), as step-ca and micromdm do.\n", floor.backend)
+		var others []string
+		if ranStep {
+			others = append(others, "step-ca")
+		}
+		if ranMicromdm {
+			others = append(others, "micromdm")
+		}
+		alike := ""
+		switch len(others) {
+		case 1:
+			alike = ", as " + others[0] + " does"
+		case 2:
+			alike = ", as " + others[0] + " and " + others[1] + " do"
+		}
+		p("- RSA: scepter's rows and the floors `default` and `rsa-ca` make their RSA private-key operations through %s, as `serve --rsa-backend auto` (the default) does on this machine; the rows and floors marked Go's crypto/rsa or `-go` make them with Go's crypto/rsa (`--rsa-backend go`)%s.\n", floor.backend, alike)
 	}
-	p("- Servers: scepter `serve --rate-limit 0 --challenge-file …`, SQLite store (each issuance committed and fsync'd before its reply); step-ca with a P-256 root, an RSA-2048 intermediate that is also its SCEP decrypter, a SCEP provisioner with a static challenge (`scripts/bench.d/step-ca.json`), a `badgerv2` database (SyncWrites on) and SCEP served on its plain-HTTP `insecureAddress`; micromdm `scepserver ca -init -keySize 2048`, then `scepserver -port … -challenge …` (file depot; it listens on every interface, there is no address flag). Plain HTTP for every SCEP server, so that TLS does not enter the comparison.\n\n")
+	// Only the servers that ran are described (r124: a QUICK run of two
+	// scepter rows told step-ca's set-up).
+	var servers []string
+	scepRows, ranScepter := 0, false
+	for _, rd := range data {
+		if rd.def.protocol == "SCEP" {
+			scepRows++
+		}
+		if strings.HasPrefix(rd.def.id, "scepter") {
+			ranScepter = true
+		}
+	}
+	if ranScepter {
+		servers = append(servers, "scepter `serve --rate-limit 0 --challenge-file …`, SQLite store (each issuance committed and fsync'd before its reply)")
+	}
+	if ranStep {
+		servers = append(servers, "step-ca with a P-256 root, an RSA-2048 intermediate that is also its SCEP decrypter, a SCEP provisioner with a static challenge (`scripts/bench.d/step-ca.json`), a `badgerv2` database (SyncWrites on) and SCEP served on its plain-HTTP `insecureAddress`")
+	}
+	if ranMicromdm {
+		servers = append(servers, "micromdm `scepserver ca -init -keySize 2048`, then `scepserver -port … -challenge …` (file depot; it listens on every interface, there is no address flag)")
+	}
+	if len(servers) > 0 {
+		p("- Servers: %s.", strings.Join(servers, "; "))
+		switch {
+		case ranStep || ranMicromdm:
+			p(" Plain HTTP for every SCEP server, so that TLS does not enter the comparison.")
+		case scepRows > 0:
+			p(" SCEP over plain HTTP.")
+		}
+		p("\n")
+	}
+	p("\n")
 
 	p("## Results\n\n")
 	p("| server | protocol | concurrency | enroll/s | p50 ms | p90 ms | p99 ms | of it the server: p50 / p99 ms | server CPU ms/enroll | peak RSS MiB | failures | duplicate serials | runs |\n")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -288,6 +289,60 @@ func TestReportSomeServers(t *testing.T) {
 	for _, bad := range []string{"NaN", "Inf", "%!"} {
 		if strings.Contains(got, bad) {
 			t.Errorf("report holds %q", bad)
+		}
+	}
+}
+
+// TestReportMethodOfTheServersThatRan: the Versions table and the Method
+// describe the servers that ran only (r124: a QUICK run of two scepter rows
+// told step-ca's and micromdm's set-up and versions); peak RSS is said to be
+// the largest over the runs, not a median.
+func TestReportMethodOfTheServersThatRan(t *testing.T) {
+	const (
+		stepSetUp     = "step-ca with a P-256 root"
+		stepVersion   = "| step-ca |"
+		micromdmSetUp = "micromdm `scepserver ca -init"
+		mdmVersion    = "| micromdm scepserver |"
+		estUser       = "as an EST user (`scepter est user add`)"
+		estBullet     = "- EST: simpleenroll"
+		comparison    = "so that TLS does not enter the comparison"
+		asOthers      = "as step-ca and micromdm do"
+		peakRSS       = "the **maximum** over the runs for peak RSS"
+		scepterSetUp  = "scepter `serve --rate-limit 0"
+	)
+	all := []string{"scepter-default", "scepter-default-2p", "scepter-rsa", "step-ca", "micromdm", "scepter-est", "scepter-est-user"}
+	for _, tc := range []struct {
+		name        string
+		kept        []string
+		want, unwnt []string
+	}{
+		{"all", all, []string{stepSetUp, stepVersion, micromdmSetUp, mdmVersion, estUser, comparison, asOthers, peakRSS, scepterSetUp}, nil},
+		{"two scepter rows (QUICK)", []string{"scepter-default", "scepter-rsa"}, []string{peakRSS, scepterSetUp, "SCEP over plain HTTP."},
+			[]string{stepSetUp, stepVersion, micromdmSetUp, mdmVersion, estBullet, comparison, "as step-ca", "micromdm do"}},
+		{"scepter and step-ca", []string{"scepter-rsa", "step-ca"}, []string{stepSetUp, stepVersion, comparison, "(`--rsa-backend go`), as step-ca does.", scepterSetUp},
+			[]string{micromdmSetUp, mdmVersion, estBullet}},
+		{"EST alone", []string{"scepter-est"}, []string{estBullet, scepterSetUp},
+			[]string{estUser, stepSetUp, micromdmSetUp, comparison, "SCEP over plain HTTP."}},
+	} {
+		got := report(t, func(results string) {
+			for _, id := range all {
+				if slices.Contains(tc.kept, id) {
+					continue
+				}
+				if err := os.RemoveAll(filepath.Join(results, id)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: the report lacks %q", tc.name, w)
+			}
+		}
+		for _, u := range tc.unwnt {
+			if strings.Contains(got, u) {
+				t.Errorf("%s: the report holds %q, of a server that did not run", tc.name, u)
+			}
 		}
 	}
 }
