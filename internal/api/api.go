@@ -159,6 +159,8 @@ func (h *Handler) wrap(rt route) http.Handler {
 			return
 		}
 		if err := auth.Require(p, rt.role); err != nil {
+			// A change refused so is audited (a read only logged).
+			h.ops.NoteRoleRefusal(r.Context(), err, r.Method, r.URL.Path)
 			h.fail(w, err)
 			return
 		}
@@ -192,6 +194,8 @@ func (h *Handler) wrap(rt route) http.Handler {
 			}
 		}
 		if err := rt.fn(c); err != nil {
+			// A role the route allows that ops refuses all the same.
+			h.ops.NoteRoleRefusal(r.Context(), err, r.Method, r.URL.Path)
 			h.fail(w, err)
 		}
 	})

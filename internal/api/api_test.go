@@ -259,8 +259,16 @@ func TestRoles(t *testing.T) {
 				if eb.Error == "" {
 					t.Errorf("%s %s as %q: error body without a message: %s", c.method, path, role, r.body)
 				}
-				if after := auditCount(t, e); after != before && c.method != "GET" {
-					t.Errorf("%s %s as %q: a refused call wrote %d audit events", c.method, path, role, after-before)
+				// A change refused by role is one action.refused event, and
+				// nothing else; a read refused so, or a call without a
+				// token, writes none.
+				wantEvents := int64(0)
+				if want == http.StatusForbidden && c.method != "GET" {
+					wantEvents = 1
+					checkRoleRefusal(t, e, "api:t-"+string(role), c.method+" "+path, role, c.need)
+				}
+				if after := auditCount(t, e); after-before != wantEvents {
+					t.Errorf("%s %s as %q: a refused call wrote %d audit events, want %d", c.method, path, role, after-before, wantEvents)
 				}
 			}
 		}
@@ -270,6 +278,21 @@ func TestRoles(t *testing.T) {
 		if !covered[op] {
 			t.Errorf("route %s is not tested for every role", op)
 		}
+	}
+}
+
+// checkRoleRefusal checks the newest audit event: the action.refused of
+// actor, refused action (method and path) for want its role.
+func checkRoleRefusal(t *testing.T, e *env, actor, action string, role, need pki.Role) {
+	t.Helper()
+	evs, err := e.Store.ListAudit(context.Background(), store.AuditFilter{Limit: 1})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("newest audit event: %v %v", evs, err)
+	}
+	ev := evs[0]
+	wantReason := fmt.Sprintf("token %q has role %s; this needs %s", "t-"+string(role), role, need)
+	if ev.Type != pki.EventActionRefused || ev.Actor != actor || ev.Outcome != "failure" || ev.Reason != wantReason || ev.Detail != action {
+		t.Errorf("%s as %q: audited %+v, want %s by %s, reason %q, detail %q", action, role, ev, pki.EventActionRefused, actor, wantReason, action)
 	}
 }
 

@@ -170,12 +170,30 @@ func checkRole(r pki.Role) error {
 	return nil
 }
 
-// Require refuses a principal whose role does not include need.
+// Require refuses a principal whose role does not include need, with a
+// *RoleError.
 func Require(p Principal, need pki.Role) error {
 	if !p.Role.Allows(need) {
-		return pki.Errorf(pki.EForbidden, "%s %q has role %s; this needs %s", p.Kind, p.Name, p.Role, need)
+		return &RoleError{Principal: p, Need: need}
 	}
 	return nil
+}
+
+// RoleError is Require's refusal: an authenticated principal whose role
+// lacks the one an operation needs. It is a pki.Error of code EForbidden
+// (through Unwrap); the API and the console also find the principal and the
+// role in it, to audit a refused change (ops.Ops.RecordRoleRefusal).
+type RoleError struct {
+	Principal Principal
+	Need      pki.Role
+}
+
+func (e *RoleError) Error() string { return e.Unwrap().Error() }
+
+// Unwrap is the refusal as clients see it.
+func (e *RoleError) Unwrap() error {
+	p := e.Principal
+	return pki.Errorf(pki.EForbidden, "%s %q has role %s; this needs %s", p.Kind, p.Name, p.Role, e.Need)
 }
 
 // RequireLasting refuses a principal whose own credential expires (a

@@ -20,6 +20,7 @@ import (
 	"github.com/scepter/scepter/internal/ops"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/pkitest/fixture"
+	"github.com/scepter/scepter/internal/store"
 )
 
 // Every page renders for every role (each may read everything), with the
@@ -146,7 +147,9 @@ func TestNoInlineScriptOrStyle(t *testing.T) {
 }
 
 // An auditor reads but cannot revoke, unhold, approve, reject, create or
-// delete challenges: 403, and nothing changes.
+// delete challenges: 403, and nothing changes but the audit trail, which
+// records each attempt as one action.refused event naming the user, the
+// action and the role it lacked, and verifies after.
 func TestAuditorIsForbiddenChanges(t *testing.T) {
 	e := newEnv(t, console.Options{})
 	c := e.issue("auditor-target")
@@ -169,10 +172,27 @@ func TestAuditorIsForbiddenChanges(t *testing.T) {
 		{"/ui/challenges", url.Values{"ttl": {"1h"}, "profile": {"default"}}},
 		{"/ui/challenges/" + ch.ID + "/delete", nil},
 	} {
+		before := e.auditCount()
 		res := b.post(a.path, a.form)
 		expectStatus(t, "auditor POST "+a.path, res, http.StatusForbidden)
 		expectBody(t, "auditor POST "+a.path, res, "403", "auditor")
 		expectNotBody(t, "auditor POST "+a.path, res, "challenge-secret", "Yes, revoke it")
+		if n := e.auditCount() - before; n != 1 {
+			t.Errorf("auditor POST %s wrote %d audit events, want 1", a.path, n)
+			continue
+		}
+		evs, err := e.pki.Store.ListAudit(context.Background(), store.AuditFilter{Limit: 1})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("newest audit event: %v %v", evs, err)
+		}
+		ev, wantReason := evs[0], `user "auditor" has role auditor; this needs operator`
+		if ev.Type != pki.EventActionRefused || ev.Actor != "console:auditor" || ev.Outcome != "failure" ||
+			ev.Reason != wantReason || ev.Detail != "POST "+a.path {
+			t.Errorf("auditor POST %s audited %+v, want %s by console:auditor, reason %q", a.path, ev, pki.EventActionRefused, wantReason)
+		}
+	}
+	if rep, err := e.ops.VerifyAudit(context.Background(), auth.CLI("test")); err != nil || !rep.OK() {
+		t.Errorf("audit verify after the refusals: %+v %v", rep, err)
 	}
 	if r := e.record(c); r.Status != pki.StatusValid {
 		t.Errorf("the auditor revoked the certificate: %+v", r)

@@ -73,6 +73,16 @@ func newEnv(t *testing.T, opts console.Options, more ...pki.Profile) *env {
 	return e
 }
 
+// auditCount is how many records the audit trail holds.
+func (e *env) auditCount() int64 {
+	e.t.Helper()
+	h, err := e.pki.Store.AuditHead(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return h.Count
+}
+
 // issue enrolls cn at the default profile.
 func (e *env) issue(cn string) *x509.Certificate {
 	e.t.Helper()

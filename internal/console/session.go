@@ -97,6 +97,7 @@ func (h *Handler) page(fn func(w http.ResponseWriter, r *http.Request, rq *req) 
 			return
 		}
 		if err := fn(w, r, rq); err != nil {
+			h.ops.NoteRoleRefusal(r.Context(), err, r.Method, r.URL.Path) // logged, not audited: a read
 			h.fail(w, r, rq, err)
 		}
 	})
@@ -136,6 +137,8 @@ func (h *Handler) action(fn func(w http.ResponseWriter, r *http.Request, rq *req
 			return
 		}
 		if err := fn(w, r, rq); err != nil {
+			// A change the person's role does not allow is audited.
+			h.ops.NoteRoleRefusal(r.Context(), err, r.Method, r.URL.Path)
 			h.fail(w, r, rq, err)
 		}
 	})

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/pki"
+	"github.com/scepter/scepter/internal/printable"
 	"github.com/scepter/scepter/internal/store"
 )
 
@@ -408,6 +410,35 @@ func (o *Ops) DeleteChallenge(ctx context.Context, p auth.Principal, id string) 
 
 // --- audit ---------------------------------------------------------------------
 
+// NoteRoleRefusal records a request refused because its principal's role
+// does not allow it (err holds an *auth.RoleError; for any other error it
+// does nothing and says false): a change (any method but GET and HEAD) as
+// an action.refused audit event naming the principal, the method and path
+// and the role it lacked, and in the log at WARN; a read in the log alone,
+// since it changes nothing and a principal may send reads as fast as it
+// likes (the log's limiter bounds a flood, where the trail keeps each
+// record). Nothing changed, so the event is written on its own, past a
+// client that hung up; a write that fails is logged, and the refusal
+// stands either way. It reports whether err was a role refusal.
+func (o *Ops) NoteRoleRefusal(ctx context.Context, err error, method, path string) bool {
+	var re *auth.RoleError
+	if !errors.As(err, &re) {
+		return false
+	}
+	action := method + " " + printable.String(pki.Clip(path, 200))
+	reason := pki.ErrorMessage(re)
+	o.log.Warn("refused by role", "actor", re.Principal.Actor(), "action", action, "role", string(re.Principal.Role), "needs", string(re.Need))
+	if method == http.MethodGet || method == http.MethodHead {
+		return true
+	}
+	ev := pki.AuditEvent{Time: o.clock.Now(), Type: pki.EventActionRefused, Actor: re.Principal.Actor(),
+		Outcome: "failure", Reason: reason, Detail: action}
+	if err := o.st.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
+		o.log.Error("auditing an action refused by role", "actor", re.Principal.Actor(), "action", action, "err", err)
+	}
+	return true
+}
+
 // EventTypes are the audit event types scepter writes.
 var EventTypes = []string{
 	pki.EventIssued, pki.EventRenewed, pki.EventSentAgain, pki.EventRevoked, pki.EventUnheld, pki.EventCertRecorded,
@@ -417,7 +448,7 @@ var EventTypes = []string{
 	pki.EventNotificationSent, pki.EventNotificationFailed,
 	pki.EventLoginSucceeded, pki.EventLoginFailed, pki.EventLoginLocked, pki.EventLogout, pki.EventUserAdded, pki.EventUserRemoved,
 	pki.EventNDESLoginFailed, pki.EventNDESLoginLocked,
-	pki.EventTokenCreated, pki.EventTokenRevoked, pki.EventTokenSentInClear, pki.EventESTUserAdded, pki.EventESTUserRemoved,
+	pki.EventTokenCreated, pki.EventTokenRevoked, pki.EventTokenSentInClear, pki.EventActionRefused, pki.EventESTUserAdded, pki.EventESTUserRemoved,
 	pki.EventCAInitialized, pki.EventCARollover, pki.EventCAPublished, pki.EventCAPromoted, pki.EventCARootKeyExported,
 	pki.EventCARootCRLSigned, "ca.keys_exported", "ca.keys_imported", // the last two: cmd/scepter's key transfer
 	pki.EventKeyDestroyed, pki.EventStoreBehind, pki.EventRestoreCarriedForward, pki.EventServerStarted,

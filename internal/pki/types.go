@@ -365,6 +365,10 @@ const (
 	// listener (refused there), so it crossed the network in clear.
 	EventTokenSentInClear = "token.sent_in_clear"
 	EventChallengeDeleted = "challenge.deleted"
+	// EventActionRefused: an authenticated principal (an API token, a
+	// console user) asked for a change its role does not allow, refused
+	// with 403: who, what (method and path) and the role it lacked.
+	EventActionRefused = "action.refused"
 )
 
 // Audit event types of the NDES password page (/certsrv/mscep_admin/): a
