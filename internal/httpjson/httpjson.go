@@ -13,7 +13,7 @@ import (
 // ErrorBody is the shape of every refusal: {"error": "…", "detail": …}.
 type ErrorBody struct {
 	Error  string `json:"error"`
-	Detail any    `json:"detail" doc:"{\"code\": C} when the operation refused the request: C is \"unauthorized\" (401), \"forbidden\" (403), \"not_found\" (404), \"conflict\" (409) or \"unprocessable\" (422: a value read and refused); {\"retry_after_seconds\": N} for a 429; null otherwise (a 400 is a request that could not be read; a 503 gives its wait in Retry-After only)"`
+	Detail any    `json:"detail" doc:"{\"code\": C} when the operation refused the request: C is \"unauthorized\" (401), \"forbidden\" (403; also the plain HTTP listener's refusal of an API request, which must use HTTPS), \"not_found\" (404), \"conflict\" (409) or \"unprocessable\" (422: a value read and refused); {\"retry_after_seconds\": N} for a 429; null otherwise (a 400 is a request that could not be read; a 404 or 405 for a path or method that is no route's, on either listener, met no operation; a 503 gives its wait in Retry-After only)"`
 }
 
 // Write answers v as indented JSON with status; a v that cannot be

@@ -275,7 +275,13 @@ func (hr httpsRedirect) serve(w http.ResponseWriter, r *http.Request) {
 	isAPI := isAPIPath(r.URL.Path)
 	refuse := func(status int, msg string) {
 		if isAPI {
-			httpjson.WriteError(w, status, msg, nil)
+			// A 403 carries the API's own 403 detail; a 404 (a path that
+			// is no route's) null, as the API's 404 for one does.
+			var detail any
+			if status == http.StatusForbidden {
+				detail = map[string]string{"code": "forbidden"}
+			}
+			httpjson.WriteError(w, status, msg, detail)
 			return
 		}
 		http.Error(w, fmt.Sprintf("%d %s: %s", status, strings.ToLower(http.StatusText(status)), msg), status)
