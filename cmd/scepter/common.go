@@ -860,9 +860,10 @@ func (c settingsConflict) Unwrap() error { return c.usageError }
 // namedAs is the refusal naming each setting as origins says it was given.
 func (c settingsConflict) namedAs(origins config.Origins) string {
 	names := append([]string(nil), c.settings...)
+	first, _ := strings.CutPrefix(names[0], "--")
 	for i, s := range names {
 		if flagName, ok := strings.CutPrefix(s, "--"); ok && i > 0 {
-			names[i] = origins.Name(flagName)
+			names[i] = origins.NameAfter(first, flagName)
 		}
 	}
 	// The first, by Refusal, as any refusal's leading setting is named.

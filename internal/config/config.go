@@ -123,6 +123,18 @@ func (o Origins) Name(name string) string {
 	return "--" + name
 }
 
+// NameAfter is Name for a setting named after first in one message that
+// Refusal words ("config scepter.toml: challenge and challenge_file both
+// …"): a key of the config file first came from is named by its key
+// alone, since Refusal names that file once, before first.
+func (o Origins) NameAfter(first, name string) string {
+	lead, org := o[first], o[name]
+	if lead.Env == "" && lead.Key != "" && org.Env == "" && org.Key != "" && org.File == lead.File {
+		return org.Key
+	}
+	return o.Name(name)
+}
+
 // ParseOrigins is Parse, and says where each setting it took from the
 // environment or the config file came from.
 func ParseOrigins(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool), sections Sections, known func(flagName string) bool) (Origins, error) {
@@ -163,7 +175,7 @@ func ParseOrigins(fs *flag.FlagSet, args []string, lookupEnv func(string) (strin
 				errs = append(errs, fmt.Errorf("%s: --%s is taken only on the command line: %s", EnvName(f.Name), f.Name, once.CommandLineOnly()))
 			}
 			if _, inFile := fileValues[f.Name]; inFile {
-				errs = append(errs, fmt.Errorf("config key %s: --%s is taken only on the command line: %s", KeyName(f.Name), f.Name, once.CommandLineOnly()))
+				errs = append(errs, fmt.Errorf("config %s: %s: --%s is taken only on the command line: %s", configPath, KeyName(f.Name), f.Name, once.CommandLineOnly()))
 			}
 			return
 		}
@@ -177,7 +189,7 @@ func ParseOrigins(fs *flag.FlagSet, args []string, lookupEnv func(string) (strin
 		if v, ok := fileValues[f.Name]; ok {
 			origins[f.Name] = Origin{File: configPath, Key: KeyName(f.Name)}
 			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("config key %s=%q: %w", KeyName(f.Name), v, err))
+				errs = append(errs, fmt.Errorf("config %s: %s=%q: %w", configPath, KeyName(f.Name), v, err))
 			}
 		}
 	})

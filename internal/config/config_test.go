@@ -96,7 +96,7 @@ func TestBadValuesSayWhatTheFlagTakes(t *testing.T) {
 	}{
 		{"duration in days, flag", []string{"--skew", "30d"}, nil, "", `invalid value "30d" for flag -skew: parse error; want a duration such as 90s, 15m or 24h (hours are the largest unit: 30 days is 720h)`},
 		{"duration, environment", nil, map[string]string{"SCEPTER_SKEW": "3600"}, "", `SCEPTER_SKEW="3600": parse error; want a duration`},
-		{"duration, file", nil, nil, "skew = \"7d\"\n", `config key skew="7d": parse error; want a duration`},
+		{"duration, file", nil, nil, "skew = \"7d\"\n", `.toml: skew="7d": parse error; want a duration`},
 		{"boolean, flag", []string{"--allow-insecure-des=yes"}, nil, "", `invalid boolean value "yes" for -allow-insecure-des: parse error; want true or false`},
 		{"boolean, file", nil, nil, "allow_insecure_des = \"yes\"\n", `allow_insecure_des must be true or false (no quotes), not the string "yes"`},
 		// A TOML value of another type than the flag's is refused, not
@@ -188,7 +188,7 @@ func TestCommandLineOnly(t *testing.T) {
 		{"flag", []string{"--once"}, nil, ""},
 		{"flag beside the file", []string{"--once", "--config", path}, nil, ""},
 		{"environment", nil, map[string]string{"SCEPTER_ONCE": "true"}, "SCEPTER_ONCE: --once is taken only on the command line: it acknowledges one event"},
-		{"file", []string{"--config", path}, nil, "config key once: --once is taken only on the command line"},
+		{"file", []string{"--config", path}, nil, "config " + path + ": once: --once is taken only on the command line"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := flag.NewFlagSet("t", flag.ContinueOnError)
