@@ -945,8 +945,35 @@ func LoadWithToken(dir string, token keys.Token, clock pki.Clock) (*Authority, e
 		return nil, fmt.Errorf("%w (%s)", ErrNoCA, caDir)
 	}
 	// unopened only matters without a token (see InitOptions.keysIn).
-	return load(caDir, InitOptions{Token: token}.withDefaults(), clock.Now(), loadMode{detectRA: true, readOnly: true, unopened: true})
+	opts, mode := InitOptions{Token: token}.withDefaults(), loadMode{detectRA: true, readOnly: true, unopened: true}
+	wait := loadRetryWait
+	for retry := 0; ; retry++ {
+		before, _ := diskState(caDir)
+		a, err := load(caDir, opts, clock.Now(), mode)
+		if err == nil || retry == loadRetries {
+			return a, err
+		}
+		// A server promoting its next CA moves files one at a time (the
+		// next generation's into place, then next/ away): a command
+		// reading the directory meanwhile (`requests approve` at the
+		// switch) finds next/ half gone, or the current CA still in it.
+		// Read again while the directory changes; a failure on a
+		// directory that stays as it is stands.
+		time.Sleep(wait)
+		if after, _ := diskState(caDir); after == before {
+			return nil, err
+		}
+		wait *= 2
+	}
 }
+
+// loadRetries is how many times a read-only load that failed while the
+// CA directory changed under it is done again, and loadRetryWait how long
+// it waits before looking whether it changed (doubled each time).
+const (
+	loadRetries   = 5
+	loadRetryWait = 50 * time.Millisecond
+)
 
 // Reload reads the CA directory again the way it was first loaded (a start
 // promotes a due next CA; a read-only Load does not) and replaces the set
