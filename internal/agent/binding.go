@@ -134,11 +134,40 @@ func (l *layout) checkBinding() error {
 	if !ok {
 		return nil
 	}
+	b = l.inKeyDir(b)
 	if (b.key == "" || samePath(b.key, l.key)) && (b.cert == "" || samePath(b.cert, l.cert)) {
 		return nil
 	}
 	return fmt.Errorf("another [[certificate]] named %q uses %s (for %s); give one of them another name (the state directory is DIR(key_path)/%s/NAME, shared by every certificate of that name whose key is in that directory)",
 		l.name, l.state, b, stateDirName)
+}
+
+// inKeyDir is b with its key's directory, and its certificate's when
+// spelled alike, named as the directory that holds the state directory
+// now, when the spelling b records no longer leads there (a symbolic link
+// it went through removed or repointed): the key the binding names was,
+// by construction, in the directory that holds the state directory.
+func (l *layout) inKeyDir(b binding) binding {
+	keyDir := filepath.Dir(l.key)
+	if b.key == "" || sameDirSpelled(filepath.Dir(b.key), keyDir) {
+		return b
+	}
+	if b.cert != "" && filepath.Dir(b.cert) == filepath.Dir(b.key) {
+		b.cert = filepath.Join(keyDir, filepath.Base(b.cert))
+	}
+	b.key = filepath.Join(keyDir, filepath.Base(b.key))
+	return b
+}
+
+// physicalPath is p with its directory's symbolic links resolved (p when
+// they cannot be): the binding records it, so that it still names the
+// files once a link the configuration went through is removed.
+func physicalPath(p string) string {
+	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
+	if err != nil {
+		return p
+	}
+	return filepath.Join(dir, filepath.Base(p))
 }
 
 // bind checks the binding and, when the state directory has none yet,
@@ -151,7 +180,7 @@ func (l *layout) bind() error {
 	if _, ok, _ := l.readBinding(); ok {
 		return nil
 	}
-	data := "key_path " + strconv.Quote(l.key) + "\ncert_path " + strconv.Quote(l.cert) + "\n"
+	data := "key_path " + strconv.Quote(physicalPath(l.key)) + "\ncert_path " + strconv.Quote(physicalPath(l.cert)) + "\n"
 	if err := l.writeFile(filepath.Join(l.state, bindingName), []byte(data), 0o600, ""); err != nil {
 		return fmt.Errorf("recording the paths the state directory serves: %w", err)
 	}

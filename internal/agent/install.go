@@ -405,9 +405,13 @@ func (l *layout) symlink(path, target string) error {
 }
 
 // linkTarget is what path (key_path, cert_path, chain_path) links to: a
-// relative target beside the state directory, an absolute one elsewhere.
+// relative target when path is in the key's directory, however either is
+// spelled, an absolute one elsewhere. An absolute target runs through
+// the spelling of key_path: one made for a file in the key's directory
+// through a symbolic link the other setting does not use would dangle
+// once that link is removed.
 func (l *layout) linkTarget(path, file string) string {
-	if filepath.Dir(path) == filepath.Dir(filepath.Dir(l.state)) {
+	if sameDirSpelled(filepath.Dir(path), filepath.Dir(filepath.Dir(l.state))) {
 		return filepath.Join(stateDirName, l.name, currentName, file)
 	}
 	return filepath.Join(l.state, currentName, file)
@@ -444,6 +448,15 @@ func (l *layout) checkLinks() error {
 		if strings.HasPrefix(resolved, l.state+string(filepath.Separator)) {
 			continue
 		}
+		// Whether the link leads anywhere comes first: a dangling link
+		// into a state directory (spelled through a symbolic link since
+		// removed) is missing its file, whoever's it was.
+		if _, err := os.Stat(p.path); errors.Is(err, fs.ErrNotExist) {
+			// Nothing keeps an old certificate, and nothing can be copied.
+			what := map[string]string{"key_path": "key", "cert_path": "certificate", "chain_path": "chain"}[p.setting]
+			return fmt.Errorf("%s %s is a symbolic link to %s, which leads nowhere (%s does not exist): the %s is missing; remove the link (rm %s) and enroll again to these paths (scepter enroll or scepter est enroll), or set %s to the file the service reads",
+				p.setting, p.path, target, resolved, what, filetrust.ShellQuote(p.path), p.setting)
+		}
 		if other, otherState := otherAgentState(resolved); other != "" {
 			if sameDir(otherState, l.state) {
 				// Our own state directory, spelled another way: the key's
@@ -459,12 +472,6 @@ func (l *layout) checkLinks() error {
 				msg += fmt.Sprintf("; %s holds older files of %q, a private key of a superseded certificate among them: remove it once no configuration names %q", l.state, l.name, l.name)
 			}
 			return errors.New(msg)
-		}
-		if _, err := os.Stat(p.path); errors.Is(err, fs.ErrNotExist) {
-			// Nothing keeps an old certificate, and nothing can be copied.
-			what := map[string]string{"key_path": "key", "cert_path": "certificate", "chain_path": "chain"}[p.setting]
-			return fmt.Errorf("%s %s is a symbolic link to %s, which leads nowhere (%s does not exist): the %s is missing; remove the link (rm %s) and enroll again to these paths (scepter enroll or scepter est enroll), or set %s to the file the service reads",
-				p.setting, p.path, target, resolved, what, filetrust.ShellQuote(p.path), p.setting)
 		}
 		return fmt.Errorf("%s %s is a symbolic link to %s, which the agent did not make: a renewal would replace the link, and %s would keep the old certificate; "+
 			"set %s to %s itself, or replace the link by a copy of the file (cp -p --remove-destination %s %s)",
@@ -518,6 +525,12 @@ func sameDir(a, b string) bool {
 	ra, err1 := filepath.EvalSymlinks(a)
 	rb, err2 := filepath.EvalSymlinks(b)
 	return err1 == nil && err2 == nil && ra == rb
+}
+
+// sameDirSpelled: a and b are one directory, spelled alike or once their
+// links are followed (a missing one is only the same spelled alike).
+func sameDirSpelled(a, b string) bool {
+	return filepath.Clean(a) == filepath.Clean(b) || sameDir(a, b)
 }
 
 // isUnder: dir is top or lies under it, by their spelling.
