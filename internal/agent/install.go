@@ -417,9 +417,27 @@ func (l *layout) linkTarget(path, file string) string {
 	return filepath.Join(l.state, currentName, file)
 }
 
+// isOurLink: path is a link to file in this certificate's `current`, as
+// linkTarget makes it now or as a run that spelled the key's directory
+// (or path's) another way made it.
 func (l *layout) isOurLink(path, file string) bool {
 	t, err := os.Readlink(path)
-	return err == nil && t == l.linkTarget(path, file)
+	if err != nil {
+		return false
+	}
+	if t == l.linkTarget(path, file) {
+		return true
+	}
+	if !filepath.IsAbs(t) {
+		t = filepath.Join(filepath.Dir(path), t)
+	}
+	t = filepath.Clean(t)
+	cur := filepath.Dir(t)
+	if filepath.Base(t) != file || filepath.Base(cur) != currentName {
+		return false
+	}
+	name, state := otherAgentState(t)
+	return name == l.name && state == filepath.Dir(cur) && sameDirSpelled(filepath.Dir(state), filepath.Dir(l.state))
 }
 
 // checkLinks refuses a key_path, cert_path or chain_path that is a

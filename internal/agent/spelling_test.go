@@ -157,3 +157,70 @@ func TestDanglingLinkThroughARemovedSpellingIsNamedSo(t *testing.T) {
 		t.Errorf("%d renewals, want 1", n)
 	}
 }
+
+// `agent status` knows the agent's own links when the configuration
+// spells the key's directory otherwise than the run that made them: a
+// certificate in another directory (its link absolute, through key_path's
+// spelling), or a link made absolute through a directory link by an
+// earlier version. Before, it compared the link's text with what this
+// spelling would make, and said "regular files; the first renewal moves
+// them" about links (r133 D2).
+func TestStatusKnowsItsLinksUnderAnotherSpelling(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		first, later paths
+		// absolute: after the first renewal, cert.pem is made an
+		// absolute link through site, as earlier versions made it.
+		absolute bool
+	}{
+		{name: "certificate elsewhere, key through a link, then direct", first: paths{"site/key.pem", "other/cert.pem"}, later: paths{"srv/key.pem", "other/cert.pem"}},
+		{name: "certificate elsewhere, key direct, then through a link", first: paths{"srv/key.pem", "other/cert.pem"}, later: paths{"site/key.pem", "other/cert.pem"}},
+		{name: "certificate elsewhere, key after dot-dot", first: paths{"lnk/../key.pem", "other/cert.pem"}, later: paths{"site/key.pem", "other/cert.pem"}},
+		{name: "absolute link through a directory link, direct", first: paths{"site/key.pem", "srv/cert.pem"}, later: paths{"srv/key.pem", "srv/cert.pem"}, absolute: true},
+		{name: "absolute link through a directory link, through it", first: paths{"site/key.pem", "srv/cert.pem"}, later: paths{"site/key.pem", "site/cert.pem"}, absolute: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			f, root, spell := spellingFixture(t)
+			other := filepath.Join(root, "other")
+			if err := os.Mkdir(other, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			spell(tt.first)
+			if err := os.Rename(filepath.Join(f.dir, "cert.pem"), f.cert().CertPath); err != nil && !os.IsExist(err) {
+				t.Fatal(err)
+			}
+			f.clock.Set(f.first.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 1 {
+				t.Fatalf("first renewal: err %v, %d renewals:\n%s", err, f.renewer.count(), f.logs.String())
+			}
+			if tt.absolute {
+				certPath := filepath.Join(f.dir, "cert.pem")
+				if err := os.Remove(certPath); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(root, "site", stateDirName, "dev", currentName, "cert.pem"), certPath); err != nil {
+					t.Fatal(err)
+				}
+			}
+			spell(tt.later)
+			s := f.agent.Status()[0]
+			if s.Problem != nil {
+				t.Fatalf("status problem: %v", s.Problem)
+			}
+			var out bytes.Buffer
+			WriteStatus(&out, []CertStatus{s}, f.clock.Now())
+			if !s.Linked || strings.Contains(out.String(), "regular files") {
+				t.Errorf("status takes the agent's links for regular files:\n%s", out.String())
+			}
+			renewed := f.pair().cert
+			f.clock.Set(renewed.NotAfter.Add(-time.Hour))
+			if err := f.agent.RunOnce(ctx); err != nil || f.renewer.count() != 2 {
+				t.Fatalf("second renewal: err %v, %d renewals:\n%s", err, f.renewer.count(), f.logs.String())
+			}
+			if f.pair().cert.Equal(renewed) {
+				t.Error("the certificate in place did not change")
+			}
+		})
+	}
+}
