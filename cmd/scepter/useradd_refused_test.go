@@ -23,6 +23,8 @@ func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 	st.Close()
 	short, long := writePassFile(t, "short"), writePassFile(t, "a long device password")
 	invisible := writePassFile(t, strings.Repeat("\u200b", 12)) // zero-width spaces (r127)
+	filler := writePassFile(t, strings.Repeat("\u3164", 12))    // Hangul fillers (r128 D1)
+	selectors := writePassFile(t, strings.Repeat("\ufe0f", 12)) // variation selectors (r128 D1)
 	if e, _, errb := testEnv(nil); run(ctx, e, []string{"est", "user", "add", "fleet", "--password-file", long, "--data-dir", dir}) != nil {
 		t.Fatalf("est user add fleet: %s", errb)
 	}
@@ -49,6 +51,14 @@ func TestUserAddRefusalsAreUsageErrors(t *testing.T) {
 		{"est: invisible password", []string{"est", "user", "add", "ghost", "--password-file", invisible}, 2,
 			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
 		{"admin: invisible password", []string{"admin", "user", "add", "ghost", "--role", "operator", "--password-file", invisible}, 2,
+			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
+		{"est: Hangul filler password", []string{"est", "user", "add", "ghost", "--password-file", filler}, 2,
+			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
+		{"admin: Hangul filler password", []string{"admin", "user", "add", "ghost", "--role", "operator", "--password-file", filler}, 2,
+			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
+		{"est: variation selector password", []string{"est", "user", "add", "ghost", "--password-file", selectors}, 2,
+			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
+		{"admin: variation selector password", []string{"admin", "user", "add", "ghost", "--role", "operator", "--password-file", selectors}, 2,
 			"the password has no visible character (it is all white space or invisible characters such as U+200B)"},
 		{"admin: short password", []string{"admin", "user", "add", "shorty", "--role", "operator", "--password-file", short}, 2,
 			"the password must have at least 12 characters and at most 1024 bytes (in UTF-8)"},

@@ -181,6 +181,14 @@ func TestInvisiblePasswordIsRefused(t *testing.T) {
 		strings.Repeat("\u00ad", 12),                         // soft hyphen
 		strings.Repeat(" \u200b", 6),                         // spaces and zero-width spaces
 		strings.Repeat("\u2028", 6) + strings.Repeat(" ", 6), // line separators and spaces
+		// r128 D1: characters outside Cf that render as nothing.
+		strings.Repeat("\u3164", 12), // Hangul filler
+		strings.Repeat("\uffa0", 12), // halfwidth Hangul filler
+		strings.Repeat("\u115f", 12), // Hangul choseong filler
+		strings.Repeat("\u1160", 12), // Hangul jungseong filler
+		strings.Repeat("\ufe0f", 12), // variation selector 16
+		strings.Repeat("\u0301", 12), // combining acute with no base
+		strings.Repeat("\u2800", 12), // braille pattern blank
 	} {
 		for _, path := range []string{"/api/v1/users", "/api/v1/est-users"} {
 			// A name of its own: one accepted must not make the next a 409.

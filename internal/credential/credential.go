@@ -23,7 +23,6 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
-	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/ttlcache"
 )
 
@@ -113,12 +112,32 @@ const MaxPasswordLen = 1024
 // meet the length rule, and are among the first guesses.
 const InvisiblePassword = "the password has no visible character (it is all white space or invisible characters such as U+200B); choose one with letters, digits or symbols"
 
-// HasVisible reports whether password has a character that shows: one
-// that is not white space, a control or a format character (Unicode
-// category Cf: the zero-width U+200B to U+200D, U+2060, U+FEFF…).
+// HasVisible reports whether password has a character that shows. It is
+// decided by what shows rather than by a list of what does not, which
+// misses the next invisible one (r128 D1: Hangul fillers and variation
+// selectors got through a rule of white space and format characters).
 func HasVisible(password string) bool {
-	return strings.ContainsFunc(password, func(r rune) bool { return !unicode.IsSpace(r) && !pki.Unreadable(r) })
+	return strings.ContainsFunc(password, shows)
 }
+
+// shows reports whether r draws something: a letter, number, punctuation
+// or symbol that Unicode does not list as default-ignorable (the Hangul
+// fillers U+115F, U+1160, U+3164, U+FFA0 are letters that render as
+// nothing) and that is not the blank braille pattern U+2800. White space,
+// controls, format characters (U+200B…), marks (a combining accent with
+// no base, the variation selectors) and unassigned code points never do.
+func shows(r rune) bool {
+	if !unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S) {
+		return false
+	}
+	if unicode.In(r, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) {
+		return false
+	}
+	return r != brailleBlank
+}
+
+// brailleBlank is a symbol (So) with no dots: it renders as a space.
+const brailleBlank = '\u2800'
 
 // ErrBadHash: a stored password hash is not one this package wrote.
 var ErrBadHash = errors.New("credential: malformed password hash")
