@@ -921,6 +921,9 @@ func passphraseFromFile(flagName, path string) ([]byte, error) {
 // stores keep secrets out of their errors (a PostgreSQL URL's password is
 // redacted); an internal error as it is. It wraps err.
 func serviceError(err error) error {
+	if errors.Is(err, store.ErrAuditTampered) {
+		return shownError{auditTamperedText(err), err}
+	}
 	switch pki.ErrorCode(err) {
 	case pki.EInternal:
 		return err
@@ -932,6 +935,28 @@ func serviceError(err error) error {
 		}
 	}
 	return shownError{pki.ErrorMessage(err), err}
+}
+
+// auditTamperedText is how the CLI shows store.ErrAuditTampered: with what
+// the store found ("record 12 comes after the head, record 9"), as serve
+// shows it, where clients get the message alone. The terminal is the
+// operator's, who needs the record to mend the trail, and the finding
+// holds no secret; the database's own error after the message does not
+// help and is left out.
+func auditTamperedText(err error) string {
+	s := err.Error()
+	i := strings.Index(s, ": "+store.ErrAuditTampered.Error())
+	if i < 0 {
+		return store.AuditTamperedMessage
+	}
+	// The finding is the innermost wrap before the message; the ones
+	// before it name the operation and the store ("sqlite: audit chain
+	// head: ").
+	found := s[:i]
+	if j := strings.LastIndex(found, ": "); j >= 0 {
+		found = found[j+2:]
+	}
+	return "audit trail: " + found + ": " + store.AuditTamperedMessage
 }
 
 // argumentError is serviceError for a service that judged an argument the

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"database/sql"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -264,5 +265,49 @@ func TestAuditVerifyFailsAWipedTrail(t *testing.T) {
 				t.Errorf("audit verify: %v\n%s; want FAILED saying %q", err, out, c.want)
 			}
 		})
+	}
+}
+
+// The CLI's refusal on a trail nothing can be chained to names what the
+// store found, the record after the head among it, as serve's does: the
+// terminal is the operator's, who needs the record to mend the trail (r128
+// D2: `challenge new` and `certs revoke` gave the message alone).
+func TestCLIRefusalNamesTheTamperedRecord(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	args := []string{"--listen", "127.0.0.1:0", "--est-listen", "off", "--challenge", "test", "--data-dir", data}
+	if err := serveInProcess(t, nil, args...).stop(); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	path := filepath.Join(data, "scepter.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var serial string
+	var newest int
+	if err := db.QueryRow(`SELECT serial_hex FROM certificates LIMIT 1`).Scan(&serial); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT MAX(id) FROM audit_events`).Scan(&newest); err != nil {
+		t.Fatal(err)
+	}
+	// As r125 and r128 did: the newest record renumbered past the head.
+	tamperSQLite(t, path, `UPDATE audit_events SET id = id + 3 WHERE id = (SELECT MAX(id) FROM audit_events)`)
+	want := fmt.Sprintf("audit trail: record %d comes after the head, record %d: %s", newest+3, newest, store.AuditTamperedMessage)
+	for _, cmd := range [][]string{
+		{"challenge", "new"},
+		{"certs", "revoke", serial},
+	} {
+		out, err := runCLI(append(cmd, "--data-dir", data)...)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v\n%s\nwant %q", strings.Join(cmd, " "), err, out, want)
+		}
+	}
+	// Its head removed as well: the finding says so.
+	tamperSQLite(t, path, `DELETE FROM audit_head`)
+	want = "audit trail: the trail has records but no head: " + store.AuditTamperedMessage
+	if out, err := runCLI("challenge", "new", "--data-dir", data); err == nil || err.Error() != want {
+		t.Errorf("challenge new, head removed: %v\n%s\nwant %q", err, out, want)
 	}
 }
