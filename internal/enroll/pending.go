@@ -140,7 +140,7 @@ func (s *Service) heldSameKey(ctx context.Context, st *State) (*pki.EnrollmentRe
 	if err != nil {
 		return nil, err
 	}
-	held, err := x509.ParseCertificateRequest(r.CSR)
+	held, err := parseStoredRequest(r.CSR)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: stored request %s: %w", r.ID, err)
 	}
@@ -228,7 +228,7 @@ func (s *Service) heldForKey(ctx context.Context, st *State) (*pki.EnrollmentReq
 			// compared as a live one's are) is told so, as it is when
 			// its transaction ID finds it (heldRequest), whatever
 			// encoding its subject came in this time.
-			held, err := x509.ParseCertificateRequest(r.CSR)
+			held, err := parseStoredRequest(r.CSR)
 			if err != nil {
 				return nil, fmt.Errorf("enroll: stored request %s: %w", r.ID, err)
 			}
@@ -409,7 +409,7 @@ type unissuableRequest struct {
 // certificate it renews was revoked for good. A renewal whose certificate
 // is on hold (certificateHold) is not: the hold may be lifted.
 func (s *Service) unissuable(ctx context.Context, r *pki.EnrollmentRequest) (*unissuableRequest, error) {
-	held, err := x509.ParseCertificateRequest(r.CSR)
+	held, err := parseStoredRequest(r.CSR)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: stored request %s: %w", r.ID, err)
 	}
@@ -944,7 +944,7 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 	if !ok {
 		return nil, pki.Errorf(pki.EBadRequest, "request %s names profile %q, which is not configured here (removed from the config file, or the command was run without the server's --config)", id, r.Profile)
 	}
-	csr, err := x509.ParseCertificateRequest(r.CSR)
+	csr, err := parseStoredRequest(r.CSR)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: stored request %s: %w", id, err)
 	}
@@ -988,4 +988,19 @@ func (s *Service) certByRef(ctx context.Context, ref string) (*pki.Certificate, 
 		}
 	}
 	return nil, store.ErrNotFound
+}
+
+// parseStoredRequest reads a held request as the protocol edges read it
+// when it came: with the extensions of Microsoft's extension-request
+// attribute (csr.MicrosoftExtensions), so that an approval issues the
+// names asked for that way too.
+func parseStoredRequest(der []byte) (*x509.CertificateRequest, error) {
+	req, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, err
+	}
+	if problem := csr.MicrosoftExtensions(req); problem != "" {
+		return nil, errors.New(problem)
+	}
+	return req, nil
 }

@@ -69,13 +69,31 @@ func SignedCSR(t testing.TB, key crypto.Signer, cn string, attrs ...[]byte) []by
 // forbids, whose second value crypto/x509 does not read.
 func ExtensionRequestOfSANs(t testing.TB, dnsNames ...string) []byte {
 	t.Helper()
+	return extensionAttributeOfSANs(t, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 14}, dnsNames...)
+}
+
+// MicrosoftExtensionRequestOfSANs is ExtensionRequestOfSANs in Microsoft's
+// extension-request attribute (1.3.6.1.4.1.311.2.1.14), which Windows'
+// certreq sends instead; a name given as "" gives a value with no
+// subjectAltName (an empty list of extensions).
+func MicrosoftExtensionRequestOfSANs(t testing.TB, dnsNames ...string) []byte {
+	t.Helper()
+	return extensionAttributeOfSANs(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 14}, dnsNames...)
+}
+
+func extensionAttributeOfSANs(t testing.TB, oid asn1.ObjectIdentifier, dnsNames ...string) []byte {
+	t.Helper()
 	var values []byte
 	for _, name := range dnsNames {
 		san, err := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte(name)}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		exts, err := asn1.Marshal([]pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}})
+		list := []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: san}}
+		if name == "" {
+			list = []pkix.Extension{}
+		}
+		exts, err := asn1.Marshal(list)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +102,7 @@ func ExtensionRequestOfSANs(t testing.TB, dnsNames ...string) []byte {
 	attr, err := asn1.Marshal(struct {
 		Type   asn1.ObjectIdentifier
 		Values asn1.RawValue
-	}{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 14}, asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: values}})
+	}{oid, asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: values}})
 	if err != nil {
 		t.Fatal(err)
 	}

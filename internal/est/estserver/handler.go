@@ -434,6 +434,10 @@ func readCSR(w http.ResponseWriter, r *http.Request, keys pki.KeyPolicy) (*x509.
 	if problem := csr.ExtensionRequestProblem(req); problem != "" {
 		return nil, http.StatusBadRequest, errors.New("the body is not a PKCS#10 certificate request this server can read: " + problem)
 	}
+	// Nor does it read Microsoft's extension-request attribute.
+	if problem := csr.MicrosoftExtensions(req); problem != "" {
+		return nil, http.StatusBadRequest, errors.New("the body is not a PKCS#10 certificate request this server can read: " + problem)
+	}
 	return req, 0, nil
 }
 

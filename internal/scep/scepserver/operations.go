@@ -50,6 +50,10 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	if problem := csr.ExtensionRequestProblem(csrReq); problem != "" {
 		return nil, pki.Errorf(pki.EBadRequest, "the certificate request cannot be read: %s", problem)
 	}
+	// Nor does it read Microsoft's extension-request attribute.
+	if problem := csr.MicrosoftExtensions(csrReq); problem != "" {
+		return nil, pki.Errorf(pki.EBadRequest, "the certificate request cannot be read: %s", problem)
+	}
 	if req.challenge, err = csr.ChallengePassword(csrReq); err != nil {
 		var tooLong *csr.ChallengeTooLongError
 		if errors.As(err, &tooLong) {
