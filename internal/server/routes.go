@@ -198,7 +198,7 @@ func (n noEST) UncleanPaths() map[string]http.Handler {
 func TLSMux(h Handlers) (http.Handler, error) {
 	var misplaced Router
 	if h.EST != nil {
-		misplaced = misplacedEST{}
+		misplaced = &misplacedEST{}
 	}
 	mux, err := mount(h.SCEP, h.EST, h.NDES, h.CRL, h.OCSP, h.Metrics, h.Health, h.API, h.Console, misplaced)
 	if err != nil {
@@ -214,11 +214,26 @@ func TLSMux(h Handlers) (http.Handler, error) {
 // /.well-known itself (with its slash or not), above EST's paths: a client
 // given the server's base URL to explore. Any other unknown path keeps the
 // mux's plain 404.
-type misplacedEST struct{}
+//
+// Its "/" matches every method, so a path served for other methods only
+// (POST /healthz, POST /metrics) comes here rather than to the mux's own
+// 405: it is answered as the mux answers it on the plain listener, 405
+// with Allow (r128).
+type misplacedEST struct {
+	mux *http.ServeMux // the listener's, to learn a path's methods
+}
 
-func (misplacedEST) Routes() map[string]http.Handler {
+// useMux implements muxUser.
+func (m *misplacedEST) useMux(mux *http.ServeMux) { m.mux = mux }
+
+func (m *misplacedEST) Routes() map[string]http.Handler {
 	return map[string]http.Handler{"/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Pattern = "" // no route took it: metrics count it as unmatched
+		if allow := allowedMethods(m.mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
 		if wellKnown := path.Dir(strings.TrimSuffix(est.PathPrefix, "/")); r.URL.Path == wellKnown || r.URL.Path == wellKnown+"/" {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Error(w, "404 not found: nothing is served at "+r.URL.Path+"; EST is, at "+est.PathPrefix+"OPERATION, or "+
@@ -235,6 +250,32 @@ func (misplacedEST) Routes() map[string]http.Handler {
 			"a client that puts its URL's path before "+strings.TrimSuffix(est.PathPrefix, "/")+" (strongSwan's pki) reaches the default profile only",
 			http.StatusNotFound)
 	})}
+}
+
+// probedMethods are the methods a route may be mounted for.
+var probedMethods = []string{http.MethodDelete, http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPatch, http.MethodPost, http.MethodPut}
+
+// allowedMethods are the methods, in ServeMux's order (sorted), for which
+// a route of mux other than the catch-all "/" takes r's path: none when
+// no route does, or mux is nil.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	if mux == nil {
+		return nil
+	}
+	var allow []string
+	probe := r.Clone(r.Context())
+	for _, m := range probedMethods {
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// muxUser is a Router that needs the mux it is mounted on.
+type muxUser interface {
+	useMux(*http.ServeMux)
 }
 
 // httpsRedirect sends the console and the API from the plain listener to
@@ -458,6 +499,9 @@ func mount(routers ...Router) (handler http.Handler, err error) {
 		}
 		for pattern, handler := range r.Routes() {
 			mux.Handle(pattern, handler)
+		}
+		if mu, ok := r.(muxUser); ok {
+			mu.useMux(mux)
 		}
 		if fr, ok := r.(FoldingRouter); ok {
 			for _, p := range fr.FoldedPaths() {
