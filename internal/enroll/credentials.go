@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/credential"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
@@ -104,6 +105,13 @@ func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *se
 	switch {
 	case req.Renewal:
 		old, _, err := s.renewedCertificate(ctx, st)
+		if errors.Is(err, ca.ErrExpired) && profile.RequireApproval && !req.ServerKeyGen {
+			// Expired past its grace, it may still ask again about the
+			// renewal it had held for approval while it was valid, which
+			// only the request's key finds: Enroll decides, and refuses
+			// it as expired when no such request is held.
+			return nil
+		}
 		if err != nil || old.Status != pki.StatusRevoked {
 			return err
 		}

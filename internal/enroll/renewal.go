@@ -164,7 +164,7 @@ func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.C
 	var caCert *ca.CACertError
 	switch {
 	case errors.Is(err, ca.ErrExpired):
-		if now.After(signer.NotAfter.Add(st.Profile.RenewalGrace)) {
+		if now.After(signer.NotAfter.Add(st.Profile.RenewalGrace)) && !heldWhileUsable(st.Held, signer, st.Profile.RenewalGrace) {
 			return nil, nil, pki.Wrap(pki.EBadTime, err, "the certificate to renew has expired")
 		}
 	case errors.Is(err, ca.ErrIssuerRevoked):
@@ -193,6 +193,19 @@ func (s *Service) renewedCertificate(ctx context.Context, st *State) (old *pki.C
 		return nil, nil, err
 	}
 	return old, signer, nil
+}
+
+// heldWhileUsable: held, the request a renewal asks about again (its
+// transaction and key, st.Held), was authenticated by signer when it was
+// held, while signer was valid or within its grace. Its device is then
+// answered from it (the approved certificate, PENDING, the rejection)
+// however long the request waited, as README promises for the whole
+// retention: refused as expired, it would drop the key its approved
+// certificate is for. Every other check of signer still applies; a new
+// renewal by an expired certificate has no held request and is refused.
+func heldWhileUsable(held *pki.EnrollmentRequest, signer *x509.Certificate, grace time.Duration) bool {
+	return held != nil && held.RenewedFrom != "" && bytes.Equal(held.ClientCert, signer.Raw) &&
+		!held.CreatedAt.After(signer.NotAfter.Add(grace))
 }
 
 // checkAsIssued refuses a presented certificate (held names it as the

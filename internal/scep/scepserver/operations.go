@@ -75,7 +75,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	// certificate not ours is refused by the service as one that names no
 	// certificate to renew (badCertId).
 	if !renewalReq && !bytes.Equal(signer.RawSubjectPublicKeyInfo, csrReq.RawSubjectPublicKeyInfo) {
-		if err := h.checkRekeySigner(ctx, signer, csrReq, req.profile); err != nil {
+		if err := h.checkRekeySigner(ctx, signer, csrReq, req.profile, req.msg.TransactionID); err != nil {
 			if enroll.RevokedForGood(err) {
 				// No approval can issue the renewal by it held for this
 				// device: rejected now, as the service does when it
@@ -130,8 +130,11 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 // dropped, and it is valid by no chain the service accepts), but it is not
 // another CA's either: it is refused as the service refuses it
 // (CheckNotRevoked), saying its CA is revoked on the root CRL, as a
-// RenewalReq and a GetCert by it are.
-func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate, csrReq *x509.CertificateRequest, profile string) error {
+// RenewalReq and a GetCert by it are. A signer expired past its grace
+// still asks again about the request it had held for approval while it
+// was valid (txID and the CSR's key find it): the service answers that
+// one from its record, checking the signer as it does.
+func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate, csrReq *x509.CertificateRequest, profile, txID string) error {
 	if !h.issuedByOurCA(signer) {
 		if err := h.svc.CheckNotRevoked(ctx, signer); err != nil {
 			return err
@@ -154,11 +157,31 @@ func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate
 	now := h.clock.Now()
 	switch {
 	case now.After(signer.NotAfter.Add(grace)):
-		return pki.Errorf(pki.EBadTime, "the signer certificate has expired; a request for another key must be signed by that key or by a valid certificate")
+		held, err := h.asksAboutHeld(ctx, profile, txID, csrReq.RawSubjectPublicKeyInfo)
+		if err != nil {
+			return err
+		}
+		if !held {
+			return pki.Errorf(pki.EBadTime, "the signer certificate has expired; a request for another key must be signed by that key or by a valid certificate")
+		}
 	case now.Before(signer.NotAfter) && !h.svc.IssuedHere(signer):
 		return pki.Errorf(pki.EBadCertID, "the signer certificate is not valid now")
 	}
 	return h.svc.CheckNotRevoked(ctx, signer)
+}
+
+// asksAboutHeld: a request is held (pending, decided, or past its
+// retention undecided) under txID at profile for key, as the service
+// looks it up for the message; an error only when the store cannot tell.
+func (h *Handler) asksAboutHeld(ctx context.Context, profile, txID string, key []byte) (bool, error) {
+	_, err := h.svc.HeldBy(ctx, profile, txID, key)
+	switch code := pki.ErrorCode(err); {
+	case err == nil, code == pki.EBadRequest:
+		return true, nil
+	case code == pki.EInternal || code == pki.EUnavailable:
+		return false, err
+	}
+	return false, nil
 }
 
 // issuedByOurCA: the certificate is signed by one of our issuing CAs:
