@@ -648,7 +648,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	fmt.Fprint(e.stdout, printableLines(joinLines(lines...)))
 
 	background.Go(func() {
-		every(bgCtx, time.Hour, func() {
+		purgeSchedule(bgCtx, time.After, func() {
 			if err := st.PurgeExpired(bgCtx, clock.Now()); err != nil {
 				log.Warn("purge expired nonces and requests", "err", err)
 			}
@@ -1418,6 +1418,31 @@ func waitBackground(background *sync.WaitGroup, grace time.Duration, log *slog.L
 	case <-done:
 	case <-time.After(grace):
 		log.Warn("stopping with background work (CRLs, responder certificates, the CA's upkeep) still running", "waited", grace)
+	}
+}
+
+// firstPurgeDelay is how long after start the first purge of expired
+// nonces and requests runs: once the listeners serve, off the start's
+// busy moment. purgeInterval is the wait between purges after it.
+const (
+	firstPurgeDelay = time.Minute
+	purgeInterval   = time.Hour
+)
+
+// purgeSchedule runs purge firstPurgeDelay after start, then every
+// purgeInterval, until ctx ends. Hourly only, a server restarted more
+// often than that never purged. after is time.After (a test's own
+// channels).
+func purgeSchedule(ctx context.Context, after func(time.Duration) <-chan time.Time, purge func()) {
+	wait := firstPurgeDelay
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(wait):
+		}
+		purge()
+		wait = purgeInterval
 	}
 }
 
