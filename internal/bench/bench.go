@@ -305,7 +305,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if o.ServerProfile != "" {
-		if err := checkProfiling(ctx, o.ServerProfile); err != nil {
+		if err := checkProfiling(ctx, o.ServerProfile, o.Timeout); err != nil {
 			return nil, err
 		}
 	}

@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -225,9 +227,47 @@ func TestServerProfileErrorMasksAsElsewhere(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	base := strings.Replace(srv.URL, "http://", "http://u:secretpw@", 1)
 	srv.Close() // nothing listens there now
-	err := checkProfiling(context.Background(), base)
+	err := checkProfiling(context.Background(), base, 5*time.Second)
 	if err == nil || strings.Contains(err.Error(), "secretpw") || strings.Contains(err.Error(), "***") || !strings.Contains(err.Error(), "u:xxxxx@") {
 		t.Errorf("checkProfiling: %v, want the URL with u:xxxxx@", err)
+	}
+}
+
+// A profiling endpoint that accepts but never answers is given up on at
+// --timeout before the run, and the error names the endpoint, what it
+// should be and the wait, not Go's bare "context deadline exceeded" (r128 D4).
+func TestCheckProfilingStalledEndpoint(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	base := "http://u:secretpw@" + ln.Addr().String() + "/debug/pprof/profile"
+	err = checkProfiling(context.Background(), base, 300*time.Millisecond)
+	want := "server profile: the server's --pprof-listen endpoint http://u:xxxxx@" + ln.Addr().String() +
+		"/debug/pprof/ gave no answer within --timeout 300ms; no run was made"
+	if err == nil || err.Error() != want {
+		t.Errorf("checkProfiling: %v\nwant %s", err, want)
 	}
 }
 

@@ -21,15 +21,23 @@ const pprofPath = "/debug/pprof/"
 
 // checkProfiling asks the profiling endpoints at base for their index, so
 // that a wrong address fails before the pool is built and the run made, not
-// after.
-func checkProfiling(ctx context.Context, base string) error {
+// after. An endpoint that does not answer within timeout (--timeout, as
+// for an enrollment) is given up on, and the error says so.
+func checkProfiling(ctx context.Context, base string, timeout time.Duration) error {
 	u, err := pprofURL(base, "")
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return getProfiling(ctx, u.String(), io.Discard, " (not a server's --pprof-listen?)")
+	err = getProfiling(cctx, u.String(), io.Discard, " (not a server's --pprof-listen?)")
+	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		// Go's bare "context deadline exceeded" names neither the wait
+		// nor what bounded it.
+		return fmt.Errorf("server profile: the server's --pprof-listen endpoint %s gave no answer within --timeout %s; no run was made",
+			client.RedactURL(u.String()), timeout)
+	}
+	return err
 }
 
 // CheckServerProfileURL refuses a --server-profile that is no http:// or
