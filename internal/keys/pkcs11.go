@@ -78,6 +78,20 @@ var errTokenGone = errors.New("the token is not open")
 // lost its login (private objects are then invisible).
 var errKeyHidden = errors.New("the key is not visible: the token may have lost its login")
 
+// errObjectNotFound is ErrKeyNotFound for a key in a token: the same to
+// errors.Is (fs.ErrNotExist too), but its text says what the token lacks,
+// an object (the message before it names its label), where
+// ErrKeyNotFound's ends "file does not exist".
+var errObjectNotFound error = objectNotFound{}
+
+type objectNotFound struct{}
+
+func (objectNotFound) Error() string {
+	return "key not found: no such object in the token"
+}
+func (objectNotFound) Is(target error) bool { return target == ErrKeyNotFound }
+func (objectNotFound) Unwrap() error        { return fs.ErrNotExist }
+
 // keyHiddenError is errKeyHidden for one key: the token is opened again
 // (use), and a key that the token, opened again, does not hold either is
 // gone (gone).
@@ -97,7 +111,7 @@ func (e *keyHiddenError) Unwrap() error { return errKeyHidden }
 // found again if it comes back: a token restored, a key put back from a
 // backup) and ErrKeyNotFound, which tells it from a token that is away.
 func (e *keyHiddenError) gone() error {
-	return fmt.Errorf("keys: the %s, opened again, holds no key labelled %q with the public key it had: %w: %w", e.token, e.label, pki.ErrUnavailable, ErrKeyNotFound)
+	return fmt.Errorf("keys: the %s, opened again, holds no key labelled %q with the public key it had: %w: %w", e.token, e.label, pki.ErrUnavailable, errObjectNotFound)
 }
 
 // OpenPKCS11 loads the module, finds the token and logs in with the PIN of
@@ -327,7 +341,7 @@ func (t *pkcs11Token) openLabel(label string, pub crypto.PublicKey) (crypto.Sign
 			return err
 		}
 		if len(pairs) == 0 {
-			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
+			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), errObjectNotFound)
 		}
 		if pub == nil {
 			if len(pairs) > 1 {
@@ -465,7 +479,7 @@ func (t *pkcs11Token) removeLabel(label string, pub crypto.PublicKey) error {
 			return err
 		}
 		if len(pairs) == 0 {
-			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), ErrKeyNotFound)
+			return fmt.Errorf("keys: no key labelled %q in the %s: %w", label, t.Describe(), errObjectNotFound)
 		}
 		doomed := pairs
 		switch {
@@ -479,7 +493,7 @@ func (t *pkcs11Token) removeLabel(label string, pub crypto.PublicKey) error {
 			if len(doomed) == 0 {
 				return fmt.Errorf("keys: no key labelled %q in the %s has the public key recorded for it, so none was removed; "+
 					"the %d key pair(s) of that label (CKA_ID %s) are other keys, perhaps another CA's, and were left: %w",
-					label, t.Describe(), len(pairs), keyIDs(ctx, pairs), ErrKeyNotFound)
+					label, t.Describe(), len(pairs), keyIDs(ctx, pairs), errObjectNotFound)
 			}
 		case len(pairs) > 1:
 			return fmt.Errorf("keys: %d keys are labelled %q in the %s (CKA_ID %s), and nothing tells which one to remove, so none was: "+

@@ -16,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"os/exec"
@@ -700,6 +701,53 @@ func TestPKCS11KeyVanishedIsUnavailable(t *testing.T) {
 		}
 		_, err = ra.(crypto.Decrypter).Decrypt(rand.Reader, ct, &rsa.PKCS1v15DecryptOptions{SessionKeyLen: 16})
 		unavailable("Decrypt", err)
+	}
+}
+
+// A key missing from a token is named as the token's object, not found:
+// the error says the label, the token and "no such object in the token",
+// never "file does not exist", which would send an operator to look for a
+// file (r129 O2). It still is ErrKeyNotFound and fs.ErrNotExist to errors.Is.
+func TestPKCS11KeyNotFoundNamesTheObject(t *testing.T) {
+	tok, st := openToken(t)
+	k, err := tok.Create("issuing", P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tok.Remove("issuing"); err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	token := fmt.Sprintf("%q", st.Label)
+	for _, tc := range []struct {
+		what string
+		use  func() error
+		want []string
+	}{
+		{"Open", func() error { _, err := tok.Open("issuing"); return err },
+			[]string{`no key labelled "scepter-issuing"`, token}},
+		{"Remove", func() error { return tok.Remove("issuing") },
+			[]string{`no key labelled "scepter-issuing"`, token}},
+		{"Sign", func() error { _, err := k.Sign(rand.Reader, digest[:], crypto.SHA256); return err },
+			[]string{`holds no key labelled "scepter-issuing"`, token, "temporarily unavailable"}},
+	} {
+		err := tc.use()
+		if err == nil {
+			t.Errorf("%s of a key not in the token: no error", tc.what)
+			continue
+		}
+		if !errors.Is(err, ErrKeyNotFound) || !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: %v, want ErrKeyNotFound and fs.ErrNotExist", tc.what, err)
+		}
+		msg := err.Error()
+		if !strings.HasSuffix(msg, ": key not found: no such object in the token") || strings.Contains(msg, "file") {
+			t.Errorf("%s: %q, want it to end \": key not found: no such object in the token\" and name no file", tc.what, msg)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q, want it to name %s", tc.what, msg, w)
+			}
+		}
 	}
 }
 
