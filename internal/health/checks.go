@@ -17,6 +17,7 @@ import (
 
 	"github.com/scepter/scepter/internal/audit"
 	"github.com/scepter/scepter/internal/ca"
+	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/migrate"
@@ -145,8 +146,35 @@ func IssuerKey(k Keys, clock pki.Clock) Check {
 		if err := validAt(issuer.Cert, now); err != nil {
 			return fmt.Errorf("issuing CA %w", err)
 		}
-		return CanSign(issuer.Signer, issuer.Cert)
+		return keyFailure("issuing CA key", CanSign(issuer.Signer, issuer.Cert))
 	}}
+}
+
+// keyCauses are the causes of a key that cannot sign that a /readyz state
+// names, in fixed words that hold no PIN, file or label: enough for an
+// operator to know where to look (the log says the rest), and a changed
+// cause is logged again (Checker.logChange) though no request arrives.
+var keyCauses = []struct {
+	err  error
+	text string
+}{
+	{keys.ErrWrongPIN, "failed: PIN refused by the token"},
+	{keys.ErrTokenNotFound, "failed: token not found"},
+	{keys.ErrKeyNotFound, "failed: key not found in the token"},
+}
+
+// keyFailure is err, the failure of the key check name, shown with its
+// cause when keyCauses knows it (else as "failed"); nil for nil.
+func keyFailure(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, c := range keyCauses {
+		if errors.Is(err, c.err) {
+			return &Shown{Name: name, State: c.text, Err: err}
+		}
+	}
+	return err
 }
 
 // RAStatus says whether an RA may still be used: nil when it may, else
@@ -215,7 +243,7 @@ func RAKey(k Keys, clock pki.Clock, status RAStatus) Check {
 				return &Shown{Name: "RA certificate", State: "status unreadable in the store (the log says why)", Err: err}
 			}
 		}
-		return CanSign(ra.Key, ra.Cert)
+		return keyFailure("RA key", CanSign(ra.Key, ra.Cert))
 	}}
 }
 

@@ -174,24 +174,36 @@ func safeRun(ctx context.Context, ch Check) (err error) {
 }
 
 // logChange logs readiness when it changes: each failure with its error
-// when it starts, and the return to ready.
+// when it starts, again when a failing check's cause as /readyz shows it
+// changes (a token back, but its PIN now refused: a load balancer that
+// follows /readyz sends no request whose error would say so), and the
+// return to ready.
 func (c *Checker) logChange(st Status) {
-	was := []string{}
+	var before []Result
 	if c.have {
-		was = c.last.Failed()
+		before = c.last.Checks
 	}
-	now := st.Failed()
-	if slices.Equal(was, now) {
-		return
-	}
-	for _, r := range st.Checks {
-		if r.Err != nil && !slices.Contains(was, r.Name) {
+	for i, r := range st.Checks {
+		if r.Err == nil {
+			continue
+		}
+		switch {
+		case i >= len(before) || before[i].Err == nil:
 			c.log.Error("not ready: "+r.Name+" check failed", "err", r.Err)
+		case shownAs(before[i]) != shownAs(r):
+			name, state := r.label()
+			c.log.Error("not ready: "+r.Name+" check still failing, now for another cause ("+name+": "+state+")", "err", r.Err)
 		}
 	}
-	if len(now) == 0 {
+	if c.have && !c.last.Ready() && st.Ready() {
 		c.log.Info("ready again")
 	}
+}
+
+// shownAs is what a /readyz answer says of r: its name and state.
+func shownAs(r Result) string {
+	name, state := r.label()
+	return name + ": " + state
 }
 
 // text is the plain-text body of a /readyz answer: the verdict, then each
