@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"github.com/scepter/scepter/internal/pkitest"
 	"net/url"
 	"strings"
 	"testing"
@@ -166,6 +167,10 @@ func FuzzChallengePassword(f *testing.F) {
 		der, _ := Create(Template{Subject: pkix.Name{CommonName: "x"}, ExtraExtensions: []pkix.Extension{{Id: oidSubjectAltName, Value: san}}}, key)
 		f.Add(der)
 	}
+	// Microsoft's extension-request attribute, alone and beside
+	// extensionRequest: MicrosoftExtensions reads it.
+	f.Add(pkitest.SignedCSR(f, key, "ms", pkitest.MicrosoftExtensionRequestOfSANs(f, "a.example")))
+	f.Add(pkitest.SignedCSR(f, key, "ms", pkitest.ExtensionRequestOfSANs(f, "a.example"), pkitest.MicrosoftExtensionRequestOfSANs(f, "b.example")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := x509.ParseCertificateRequest(data)
 		if err != nil {
@@ -178,6 +183,7 @@ func FuzzChallengePassword(f *testing.F) {
 		}
 		ChallengePassword(req)
 		ExtensionRequestProblem(req)
+		MicrosoftExtensions(req) // reads untrusted DER of its own, into req
 		unissued, err := UnissuedSANs(req)
 		if err != nil || len(unissued) > 0 {
 			return
