@@ -354,7 +354,12 @@ func openServerStore(ctx context.Context, storeURL, dataDir string, log *slog.Lo
 	}
 	return openStoreReporting(ctx, storeURL, dataDir, false, func(from, to int) {
 		log.Info("store migrated", "from_schema", from, "to_schema", to)
-	}, migrate.OnLockWait(func(holder string, waited time.Duration) {
+	}, migrate.OnCompromisedSweep(func(certs, keys int) {
+		// Once, at the upgrade: these revocations are in the audit trail
+		// and on the next CRLs, but an operator should hear of them.
+		log.Warn("store upgrade revoked the other certificates of keys an older scepter revoked as compromised, as a keyCompromise revocation does now (BR 4.9.1.1); their revocations are in the audit trail",
+			"certificates", certs, "keys", keys)
+	}), migrate.OnLockWait(func(holder string, waited time.Duration) {
 		if holder == "" {
 			holder = "another session (not readable by this role)"
 		}
@@ -406,6 +411,7 @@ func openStoreReporting(ctx context.Context, storeURL, dataDir string, existing 
 	if migrated != nil {
 		opts = append(opts, migrate.OnMigrate(migrated))
 	}
+	opts = append(opts, extra...)
 	unlock, err := shareStore(dataDir)
 	if err != nil {
 		return nil, err

@@ -400,6 +400,7 @@ type options struct {
 	check    bool                                      // refuse pending migrations rather than apply them
 	report   func(from, to int)                        // told what a migration did
 	lockWait func(holder string, waited time.Duration) // told it waits for another migrator's lock
+	swept    func(certs, keys int)                     // told what the upgrade's compromised-key sweep revoked
 }
 
 // WithoutMigrating has a store's Open take the schema as it finds it: a
@@ -426,6 +427,25 @@ func OnMigrate(report func(from, to int)) Option {
 // read) and how long it has waited, so that the wait is never silent.
 func OnLockWait(report func(holder string, waited time.Duration)) Option {
 	return func(o *options) { o.lockWait = report }
+}
+
+// OnCompromisedSweep has a store's Open call report when the one-time
+// sweep of schema version 32 revoked certificates: those an older
+// scepter left valid though it revoked their key as compromised (it took
+// no other certificate of the key along), certs of them, of keys keys.
+// Counted in this Open: an Open cut short and run again reports the rest.
+func OnCompromisedSweep(report func(certs, keys int)) Option {
+	return func(o *options) { o.swept = report }
+}
+
+// CompromisedSweepReport is the OnCompromisedSweep report among opts, or
+// nil.
+func CompromisedSweepReport(opts []Option) func(certs, keys int) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.swept
 }
 
 // LockWaitReport is the OnLockWait report among opts, or nil: for the

@@ -129,7 +129,7 @@ func (s *Store) fillMissingKeyHashes(ctx context.Context) error {
 					}
 				}
 				for _, k := range keys {
-					if err := sweepCompromisedKey(ctx, tx, k); err != nil {
+					if _, err := sweepCompromisedKey(ctx, tx, k, sqlstore.NoteKeyHashFilledIn); err != nil {
 						return err
 					}
 				}
@@ -148,43 +148,111 @@ func (s *Store) fillMissingKeyHashes(ctx context.Context) error {
 
 // sweepCompromisedKey revokes, inside tx, the certificates of the key of
 // hash that its keyCompromise revocation would have revoked had their key
-// hash been known then: nothing when the key is not recorded compromised.
-// It takes the key's lock first, as a revocation does (lockKey).
-func sweepCompromisedKey(ctx context.Context, tx pgx.Tx, hash []byte) error {
+// hash been known then (or had the scepter that made it revoked them):
+// nothing when the key is not recorded compromised. Their events' detail
+// ends with note. It takes the key's lock first, as a revocation does
+// (lockKey), and returns how many it revoked.
+func sweepCompromisedKey(ctx context.Context, tx pgx.Tx, hash []byte, note string) (int, error) {
 	var issuerID, serialHex string
 	var micros int64
 	err := tx.QueryRow(ctx, `SELECT issuer_id, serial_hex, revoked_at FROM compromised_keys WHERE key_hash = $1`, hash).
 		Scan(&issuerID, &serialHex, &micros)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("look up compromised keys: %w", err)
+		return 0, fmt.Errorf("look up compromised keys: %w", err)
 	}
 	revokedAt := sqlstore.FromMicros(micros)
 	revoked, err := certInTx(ctx, tx, issuerID, serialHex, "")
 	if errors.Is(err, store.ErrNotFound) {
-		return nil // recorded by hand, or pruned: no revocation to follow
+		return 0, nil // recorded by hand, or pruned: no revocation to follow
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := lockKey(ctx, tx, revoked); err != nil {
-		return err
+		return 0, err
 	}
 	sibs, err := revokeKeySiblings(ctx, tx, revoked, revokedAt, revoked.RevokedBy)
 	if err != nil || len(sibs) == 0 {
-		return err
+		return 0, err
 	}
 	ev := pki.AuditEvent{Time: revokedAt, Type: pki.EventRevoked, Actor: revoked.RevokedBy, Outcome: "success"}
 	events, _ := sqlstore.KeySiblingEvents(revoked, ev, sibs)
 	for i := range events {
-		events[i].Detail += " (its key hash filled in at start-up: recorded by a server that wrote none)"
+		events[i].Detail += note
 	}
 	for _, id := range sqlstore.RevokedIssuers(issuerID, sibs) {
 		if err := bumpRevocationState(ctx, tx, id); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return insertEvents(ctx, tx, revokedAt, events)
+	return len(sibs), insertEvents(ctx, tx, revokedAt, events)
+}
+
+// sweepCompromisedKeys revokes, once, the other certificates of each key
+// recorded as compromised when the database came to schema version 32
+// (compromised_keys_sweep): an older scepter's keyCompromise revocation
+// left them valid, and the backfills only recorded the key and hashed
+// them (r132 D1). It runs after those backfills, since the sweep finds a
+// key's certificates by their hash, batch keys a transaction that holds
+// the progress row's lock and records how far it got: an open cut short
+// goes on from there, nodes opening at once take turns, and a
+// certificate revoked already is not revoked again. swept (nil but in
+// tests) is called after each committed batch. It returns how many
+// certificates it revoked, of how many keys; once done, an open costs one
+// read.
+func (s *Store) sweepCompromisedKeys(ctx context.Context, batch int, swept func()) (certs, keys int, err error) {
+	var pending bool
+	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM compromised_keys_sweep)`).Scan(&pending); err != nil {
+		return 0, 0, fmt.Errorf("sweep keys revoked as compromised: %w", err)
+	}
+	for pending {
+		var batchCerts, batchKeys int
+		err := s.withTx(ctx, func(tx pgx.Tx) error {
+			batchCerts, batchKeys = 0, 0
+			var after []byte
+			err := tx.QueryRow(ctx, `SELECT done_after FROM compromised_keys_sweep FOR UPDATE`).Scan(&after)
+			if errors.Is(err, pgx.ErrNoRows) {
+				pending = false // another node finished it
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			hashes, err := queryAll(ctx, tx, func(sc sqlstore.Scanner) ([]byte, error) {
+				var h []byte
+				err := sc.Scan(&h)
+				return h, err
+			}, `SELECT key_hash FROM compromised_keys WHERE key_hash > coalesce($1::bytea, ''::bytea) ORDER BY key_hash LIMIT $2`, after, batch)
+			if err != nil {
+				return err
+			}
+			for _, h := range hashes {
+				n, err := sweepCompromisedKey(ctx, tx, h, sqlstore.NoteUpgradeSweep)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					batchCerts, batchKeys = batchCerts+n, batchKeys+1
+				}
+			}
+			if len(hashes) < batch {
+				pending = false
+				_, err = tx.Exec(ctx, `DELETE FROM compromised_keys_sweep`)
+				return err
+			}
+			_, err = tx.Exec(ctx, `UPDATE compromised_keys_sweep SET done_after = $1`, hashes[len(hashes)-1])
+			return err
+		})
+		if err != nil {
+			return certs, keys, fmt.Errorf("sweep keys revoked as compromised: %w", err)
+		}
+		certs, keys = certs+batchCerts, keys+batchKeys
+		if swept != nil {
+			swept()
+		}
+	}
+	return certs, keys, nil
 }

@@ -90,6 +90,7 @@ import (
 
 	"github.com/scepter/scepter/internal/store"
 	"github.com/scepter/scepter/internal/store/migrate"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -219,6 +220,14 @@ func open(ctx context.Context, url string, opts ...migrate.Option) (*Store, erro
 	if err := s.fillMissingKeyHashes(ctx); err != nil {
 		pool.Close()
 		return nil, pgError("%s: %w", openLabel(name), err)
+	}
+	certs, keys, err := s.sweepCompromisedKeys(ctx, sqlstore.CompromisedSweepBatch, nil)
+	if err != nil {
+		pool.Close()
+		return nil, pgError("%s: %w", openLabel(name), err)
+	}
+	if report := migrate.CompromisedSweepReport(opts); report != nil && certs > 0 {
+		report(certs, keys)
 	}
 	if err := s.backfillCAGenerationKeys(ctx); err != nil {
 		pool.Close()

@@ -120,7 +120,7 @@ func (s *Store) fillMissingKeyHashes(ctx context.Context) error {
 					}
 				}
 				for _, k := range keys {
-					if err := sweepCompromisedKey(ctx, tx, k); err != nil {
+					if _, err := sweepCompromisedKey(ctx, tx, k, sqlstore.NoteKeyHashFilledIn); err != nil {
 						return err
 					}
 				}
@@ -139,38 +139,104 @@ func (s *Store) fillMissingKeyHashes(ctx context.Context) error {
 
 // sweepCompromisedKey revokes, inside tx, the certificates of the key of
 // hash that its keyCompromise revocation would have revoked had their key
-// hash been known then: nothing when the key is not recorded compromised.
-func sweepCompromisedKey(ctx context.Context, tx *wtx, hash []byte) error {
+// hash been known then (or had the scepter that made it revoked them):
+// nothing when the key is not recorded compromised. Their events' detail
+// ends with note. It returns how many it revoked.
+func sweepCompromisedKey(ctx context.Context, tx *wtx, hash []byte, note string) (int, error) {
 	var issuerID, serialHex string
 	var revokedAt int64
 	err := tx.QueryRowContext(ctx, compromisedKeyQuery, hash).Scan(new([]byte), &issuerID, &serialHex, &revokedAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil
+		return 0, nil
 	}
 	if err != nil {
-		return fmt.Errorf("look up compromised keys: %w", err)
+		return 0, fmt.Errorf("look up compromised keys: %w", err)
 	}
 	revoked, err := certInTx(ctx, tx, issuerID, serialHex)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil // recorded by hand, or pruned: no revocation to follow
+		return 0, nil // recorded by hand, or pruned: no revocation to follow
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	at := sqlstore.FromMicros(revokedAt)
 	sibs, err := revokeKeySiblings(ctx, tx, revoked, at, revoked.RevokedBy)
 	if err != nil || len(sibs) == 0 {
-		return err
+		return 0, err
 	}
 	ev := pki.AuditEvent{Time: at, Type: pki.EventRevoked, Actor: revoked.RevokedBy, Outcome: "success"}
 	events, _ := sqlstore.KeySiblingEvents(revoked, ev, sibs)
 	for i := range events {
-		events[i].Detail += " (its key hash filled in at start-up: recorded by a server that wrote none)"
+		events[i].Detail += note
 	}
 	for _, id := range sqlstore.RevokedIssuers(issuerID, sibs) {
 		if err := bumpRevocationState(ctx, tx, id); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return insertEvents(ctx, tx, at, events)
+	return len(sibs), insertEvents(ctx, tx, at, events)
+}
+
+// sweepCompromisedKeys revokes, once, the other certificates of each key
+// recorded as compromised when the store came to schema version 32
+// (compromised_keys_sweep): an older scepter's keyCompromise revocation
+// left them valid, and the backfills only recorded the key and hashed
+// them (r132 D1). It runs after those backfills, since the sweep finds a
+// key's certificates by their hash, tun.sweepBatch keys a transaction
+// that records how far it got: an Open cut short goes on from there, and
+// a certificate revoked already is not revoked again. It returns how many
+// certificates it revoked, of how many keys; once done, an open costs one
+// read.
+func (s *Store) sweepCompromisedKeys(ctx context.Context) (certs, keys int, err error) {
+	var pending bool
+	if err := s.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM compromised_keys_sweep)`).Scan(&pending); err != nil {
+		return 0, 0, fmt.Errorf("sweep keys revoked as compromised: %w", err)
+	}
+	for pending {
+		var batchCerts, batchKeys int
+		err := s.withTx(ctx, func(ctx context.Context, tx *wtx) error {
+			batchCerts, batchKeys = 0, 0
+			var after []byte // nil at the start: the driver reads x'' so
+			err := tx.QueryRowContext(ctx, `SELECT done_after FROM compromised_keys_sweep`).Scan(&after)
+			if errors.Is(err, sql.ErrNoRows) {
+				pending = false // another process finished it
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			hashes, err := queryAll(ctx, tx, func(sc sqlstore.Scanner) ([]byte, error) {
+				var h []byte
+				err := sc.Scan(&h)
+				return h, err
+			}, `SELECT key_hash FROM compromised_keys WHERE key_hash > coalesce(?, x'') ORDER BY key_hash LIMIT ?`, after, s.tun.sweepBatch)
+			if err != nil {
+				return err
+			}
+			for _, h := range hashes {
+				n, err := sweepCompromisedKey(ctx, tx, h, sqlstore.NoteUpgradeSweep)
+				if err != nil {
+					return err
+				}
+				if n > 0 {
+					batchCerts, batchKeys = batchCerts+n, batchKeys+1
+				}
+			}
+			if len(hashes) < s.tun.sweepBatch {
+				pending = false
+				_, err = tx.ExecContext(ctx, `DELETE FROM compromised_keys_sweep`)
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE compromised_keys_sweep SET done_after = ?`, hashes[len(hashes)-1])
+			return err
+		})
+		if err != nil {
+			return certs, keys, fmt.Errorf("sweep keys revoked as compromised: %w", err)
+		}
+		certs, keys = certs+batchCerts, keys+batchKeys
+		if s.tun.sweptBatch != nil {
+			s.tun.sweptBatch()
+		}
+	}
+	return certs, keys, nil
 }

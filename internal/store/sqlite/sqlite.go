@@ -82,7 +82,11 @@ func Open(ctx context.Context, path string, opts ...migrate.Option) (*Store, err
 // Tests set smaller values to exercise the same code on fewer rows or
 // bytes, or a disk with no room; Open uses defaultTuning.
 type tuning struct {
-	keyHashBatch int   // certificates per transaction of the key_hash backfill
+	keyHashBatch int // certificates per transaction of the key_hash backfill
+	sweepBatch   int // keys per transaction of the upgrade's compromised-key sweep
+	// sweptBatch, when set, is called after each committed batch of that
+	// sweep: a test cuts the sweep short there.
+	sweptBatch   func()
 	walSizeLimit int64 // journal_size_limit, bytes
 	// freeSpace measures the room left on a directory's file system, for
 	// telling a full disk from a failing one when Open fails.
@@ -90,7 +94,7 @@ type tuning struct {
 }
 
 func defaultTuning() tuning {
-	return tuning{keyHashBatch: sqlstore.KeyHashBatch, walSizeLimit: walSizeLimit, freeSpace: freeSpace}
+	return tuning{keyHashBatch: sqlstore.KeyHashBatch, sweepBatch: sqlstore.CompromisedSweepBatch, walSizeLimit: walSizeLimit, freeSpace: freeSpace}
 }
 
 // open is Open with tun in place of defaultTuning.
@@ -150,6 +154,14 @@ func open(ctx context.Context, path string, tun tuning, opts ...migrate.Option) 
 	if err := s.fillMissingKeyHashes(ctx); err != nil {
 		s.w.Close()
 		return nil, failed(err)
+	}
+	certs, keys, err := s.sweepCompromisedKeys(ctx)
+	if err != nil {
+		s.w.Close()
+		return nil, failed(err)
+	}
+	if report := migrate.CompromisedSweepReport(opts); report != nil && certs > 0 {
+		report(certs, keys)
 	}
 	if err := s.backfillCAGenerationKeys(ctx); err != nil {
 		s.w.Close()

@@ -73,6 +73,20 @@ func HashedGenerations(gs []GenerationKey) []GenerationKey {
 	return out
 }
 
+// CompromisedSweepBatch is how many keys recorded as compromised one
+// transaction of the upgrade's sweep (schema version 32) takes: each may
+// revoke many certificates, so fewer than KeyHashBatch.
+const CompromisedSweepBatch = 100
+
+// Notes added to the detail of the events of a key's certificates that a
+// start-up sweep revoked rather than the revocation itself: one whose key
+// hash an older server left out (fillMissingKeyHashes), or one an older
+// scepter's keyCompromise revocation left valid (the upgrade's sweep).
+const (
+	NoteKeyHashFilledIn = " (its key hash filled in at start-up: recorded by a server that wrote none)"
+	NoteUpgradeSweep    = " (at the upgrade: the revocation was made by an older scepter, which left the key's other certificates valid)"
+)
+
 // KeySibling is another certificate of a compromised key that a
 // revocation took along, as its UPDATE returned it.
 type KeySibling struct {
