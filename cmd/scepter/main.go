@@ -126,6 +126,42 @@ func buildVersion(read func() (*debug.BuildInfo, bool)) string {
 	return "dev+" + rev[:min(12, len(rev))] + dirty
 }
 
+// buildStamp is what the server.started event records of the build:
+// version as `scepter version` prints it, and the commit the toolchain
+// stamped in full with whether the tree had changes ("true" or "false"),
+// both "" when it stamped none (go run, -buildvcs=false, a module built
+// by `go install …@vX`): with them the audit trail tells apart the builds
+// that ran before and after an upgrade, which a version of "dev" alone
+// does not (r132 observation 5).
+type buildStamp struct {
+	version, revision, modified string
+}
+
+// thisBuild is this binary's buildStamp.
+var thisBuild = readBuildStamp(version, debug.ReadBuildInfo)
+
+// readBuildStamp is the buildStamp of a binary of version whose build
+// information read gives.
+func readBuildStamp(version string, read func() (*debug.BuildInfo, bool)) buildStamp {
+	b := buildStamp{version: version}
+	bi, ok := read()
+	if !ok {
+		return b
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.revision = s.Value
+		case "vcs.modified":
+			b.modified = s.Value
+		}
+	}
+	if b.revision == "" {
+		b.modified = ""
+	}
+	return b
+}
+
 func main() {
 	ctx, stop := signalContext()
 	defer stop()

@@ -640,7 +640,7 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer stopPprof()
-	if err := recordStart(ctx, st, fs, profiles, clock, ln, tlsLn, publicURL, f.storeName()); err != nil {
+	if err := recordStart(ctx, st, thisBuild, fs, profiles, clock, ln, tlsLn, publicURL, f.storeName()); err != nil {
 		return err
 	}
 	lines = append(lines, pprofLines...)
@@ -740,12 +740,13 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	return nil
 }
 
-// recordStart puts the node's start in the audit trail, with a digest of
-// its effective configuration (secrets left out). A server that cannot
-// write its audit trail does not serve.
+// recordStart puts the node's start in the audit trail, with its build
+// (the commit, when the toolchain stamped one) and a digest of its
+// effective configuration (secrets left out). A server that cannot write
+// its audit trail does not serve.
 func recordStart(ctx context.Context, st interface {
 	AppendAudit(context.Context, ...pki.AuditEvent) error
-}, fs *flag.FlagSet, profiles map[string]pki.Profile, clock pki.Clock, ln, tlsLn net.Listener, publicURL, storeName string) error {
+}, build buildStamp, fs *flag.FlagSet, profiles map[string]pki.Profile, clock pki.Clock, ln, tlsLn net.Listener, publicURL, storeName string) error {
 	digest, err := configDigest(fs, profiles)
 	if err != nil {
 		return err
@@ -754,8 +755,12 @@ func recordStart(ctx context.Context, st interface {
 	if tlsLn != nil {
 		https = tlsLn.Addr().String()
 	}
-	detail, err := json.Marshal(map[string]string{"version": version, "listen": ln.Addr().String(), "https": https,
-		"public_url": publicURL, "store": storeName, "config_sha256": digest})
+	fields := map[string]string{"version": build.version, "listen": ln.Addr().String(), "https": https,
+		"public_url": publicURL, "store": storeName, "config_sha256": digest}
+	if build.revision != "" {
+		fields["vcs_revision"], fields["vcs_modified"] = build.revision, build.modified
+	}
+	detail, err := json.Marshal(fields)
 	if err != nil {
 		return err
 	}
