@@ -591,13 +591,15 @@ func TestRunLockedOut(t *testing.T) {
 }
 
 // A SCEP URL that fails at connect is named as requested, with the profile
-// appended: a profile named in the URL too shows doubled (r70 D6).
+// appended: a profile named in the URL too shows doubled (r70 D6). Its 404
+// to GetCACaps is taken as no capabilities (RFC 8894 §3.5.1), so the
+// 404 that stops it is GetCACert's.
 func TestRunNamesTheSCEPURLRequested(t *testing.T) {
 	s := newSCEPServer(t)
 	o := s.options(s.url + "/default")
 	o.Profile = "default"
 	_, err := bench.Run(context.Background(), o)
-	want := s.url + `/default/default (profile "default" appended to ` + s.url + "/default): GetCACaps"
+	want := s.url + `/default/default (profile "default" appended to ` + s.url + "/default): GetCACert: HTTP 404"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Run: %v, want an error naming %q", err, want)
 	}
