@@ -2,10 +2,8 @@ package main
 
 import (
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/scepter/scepter/internal/client"
 	"github.com/scepter/scepter/internal/pki"
@@ -34,20 +32,7 @@ func TestEnrollRerunPinningAReplacedIssuingCAIsToldToPinTheRoot(t *testing.T) {
 	s.expectHeld(t, "enroll pinning the issuing CA", args(oldPin), "its key is saved in "+path("key.pem"))
 	sent := loadKey(t, path("key.pem")).Public()
 
-	if _, errOut, err := runCA(t, nil, s.dataDir, "rollover", "--switch-in", "8s"); err != nil {
-		t.Fatalf("ca rollover: %v\n%s", err, errOut)
-	}
-	var newPin string
-	for deadline := time.Now().Add(30 * time.Second); newPin == ""; time.Sleep(200 * time.Millisecond) {
-		for _, ca := range issuingCAs(t, s) {
-			if !slices.ContainsFunc(before, ca.Equal) {
-				newPin = client.Fingerprint(ca)
-			}
-		}
-		if newPin == "" && time.Now().After(deadline) {
-			t.Fatal("the server did not switch to the new CA within 30 s")
-		}
-	}
+	newPin := client.Fingerprint(rollOverTo(t, s, before))
 	out, err := runCLI(args(oldPin)...)
 	if err == nil {
 		t.Fatalf("enroll pinning the replaced issuing CA succeeded:\n%s", out)

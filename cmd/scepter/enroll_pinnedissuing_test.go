@@ -2,7 +2,6 @@ package main
 
 import (
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,20 +45,7 @@ func TestEnrollPinningTheOldIssuingCAIsToldToPinTheRoot(t *testing.T) {
 			t.Fatal("no request held within 30 s")
 		}
 	}
-	if _, errOut, err := runCA(t, nil, s.dataDir, "rollover", "--switch-in", "8s"); err != nil {
-		t.Fatalf("ca rollover: %v\n%s", err, errOut)
-	}
-	var newPin string
-	for deadline := time.Now().Add(30 * time.Second); newPin == ""; time.Sleep(200 * time.Millisecond) {
-		for _, ca := range issuingCAs(t, s) {
-			if !slices.ContainsFunc(before, ca.Equal) {
-				newPin = client.Fingerprint(ca)
-			}
-		}
-		if newPin == "" && time.Now().After(deadline) {
-			t.Fatal("the server did not switch to the new CA within 30 s")
-		}
-	}
+	newPin := client.Fingerprint(rollOverTo(t, s, before))
 	s.approve(t, ids[0])
 	r := <-done
 	if r.err == nil {
