@@ -38,6 +38,28 @@ type lyingCA struct {
 	key  crypto.Signer
 }
 
+// readPKCSReq reads a PKCSReq sent to ca as its RA: the message, and the
+// request its envelope holds for key, ca's.
+func (ca *lyingCA) readPKCSReq(body []byte, key crypto.Decrypter) (*scep.PKIMessage, *x509.CertificateRequest, error) {
+	msg, err := scep.Parse(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	env, err := cms.ParseEnvelopedData(msg.SignedData.Content)
+	if err != nil {
+		return nil, nil, err
+	}
+	plain, err := env.DecryptKeyTransport(ca.cert, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := x509.ParseCertificateRequest(plain)
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg, req, nil
+}
+
 func newLyingCA(t *testing.T, name string, key crypto.Signer) *lyingCA {
 	t.Helper()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
@@ -276,19 +298,7 @@ func lyingSCEP(t *testing.T) (url string, ca *lyingCA) {
 	var mu sync.Mutex
 	var first *x509.Certificate
 	certRep := func(body []byte) ([]byte, error) {
-		msg, err := scep.Parse(body)
-		if err != nil {
-			return nil, err
-		}
-		env, err := cms.ParseEnvelopedData(msg.SignedData.Content)
-		if err != nil {
-			return nil, err
-		}
-		plain, err := env.DecryptKeyTransport(ca.cert, rsaKey)
-		if err != nil {
-			return nil, err
-		}
-		req, err := x509.ParseCertificateRequest(plain)
+		msg, req, err := ca.readPKCSReq(body, rsaKey)
 		if err != nil {
 			return nil, err
 		}

@@ -113,19 +113,7 @@ func kindsSCEP(t *testing.T, kind replyKind) string {
 	var mu sync.Mutex
 	n := 0
 	certRep := func(body []byte, kind string, serial int64) ([]byte, error) {
-		msg, err := scep.Parse(body)
-		if err != nil {
-			return nil, err
-		}
-		env, err := cms.ParseEnvelopedData(msg.SignedData.Content)
-		if err != nil {
-			return nil, err
-		}
-		plain, err := env.DecryptKeyTransport(ca.cert, rsaKey)
-		if err != nil {
-			return nil, err
-		}
-		req, err := x509.ParseCertificateRequest(plain)
+		msg, req, err := ca.readPKCSReq(body, rsaKey)
 		if err != nil {
 			return nil, err
 		}
