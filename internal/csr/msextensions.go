@@ -64,6 +64,9 @@ func MicrosoftExtensions(req *x509.CertificateRequest) string {
 				continue
 			}
 			if merged[i].Critical != e.Critical || !bytes.Equal(merged[i].Value, e.Value) {
+				if from[i] == microsoftAttribute {
+					return fmt.Sprintf("its %s asks for extension %s twice, differently: ask for it once", microsoftAttribute, extensionName(e.Id))
+				}
 				return fmt.Sprintf("its %s and its %s ask for extension %s differently: ask for it once", from[i], microsoftAttribute, extensionName(e.Id))
 			}
 		}
