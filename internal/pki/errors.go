@@ -66,7 +66,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Err != nil {
+	// A cause whose text is the message (a handler's own error, shown to
+	// its client as it is) is not said twice.
+	if e.Err != nil && e.Err.Error() != e.Message {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
 	}
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)

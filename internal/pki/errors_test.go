@@ -56,3 +56,22 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// An error whose cause says what its message says reads it once (r139:
+// an empty SCEP body was logged as "bad_request: the body is empty …:
+// the body is empty …"); a cause of its own is kept.
+func TestErrorSaysItsCauseOnce(t *testing.T) {
+	same := errors.New("the body is empty")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{Wrap(EBadRequest, same, same.Error()), "bad_request: the body is empty"},
+		{Wrap(EBadRequest, errors.New("EOF"), "the body is empty"), "bad_request: the body is empty: EOF"},
+		{Errorf(EForbidden, "no"), "forbidden: no"},
+	} {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("%q, want %q", got, tc.want)
+		}
+	}
+}
