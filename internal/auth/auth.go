@@ -217,9 +217,27 @@ func RequireWithin(p Principal, now, expires time.Time, what string) error {
 	if p.ExpiresAt.IsZero() || !expires.IsZero() && !expires.After(p.ExpiresAt) {
 		return nil
 	}
+	left := p.ExpiresAt.Sub(now).Truncate(time.Minute)
+	if left < time.Minute {
+		// "At most 0s" would be advice no lifetime follows (a zero is
+		// refused, and a token lives a minute at least).
+		return pki.Errorf(pki.EBadRequest,
+			"this token expires at %s, in less than a minute, and a %s it creates may not outlive it: create the %s with the CLI, or with a token that lives longer",
+			p.ExpiresAt.UTC().Format(time.RFC3339), what, what)
+	}
 	return pki.Errorf(pki.EBadRequest,
 		"this token expires at %s, and a %s it creates may not outlive it: give a lifetime of at most %s, or create the %s with the CLI",
-		p.ExpiresAt.UTC().Format(time.RFC3339), what, p.ExpiresAt.Sub(now).Truncate(time.Minute), what)
+		p.ExpiresAt.UTC().Format(time.RFC3339), what, shortDuration(left), what)
+}
+
+// shortDuration is d, whole minutes, as a lifetime is typed: "1h29m" and
+// "2h", not Go's "1h29m0s" and "2h0m0s".
+func shortDuration(d time.Duration) string {
+	s := strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func hashSecret(secret string) []byte {

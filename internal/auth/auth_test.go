@@ -782,3 +782,28 @@ func TestTokenInClearHeldBackIsRecordedAfterItsMinute(t *testing.T) {
 		t.Fatalf("a revoked send: %+v, want a record of its own, of 1 request", evs[0])
 	}
 }
+
+// r137 D1: the lifetime a token that expires may still give is said as a
+// lifetime is typed, and one with under a minute left is not told "at
+// most 0s", which nothing takes.
+func TestRequireWithinSaysALifetimeThatIsTaken(t *testing.T) {
+	now := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, tc := range []struct {
+		left time.Duration
+		want string
+	}{
+		{30 * time.Second, "in less than a minute, and a challenge it creates may not outlive it: create the challenge with the CLI, or with a token that lives longer"},
+		{89*time.Minute + 59*time.Second, "give a lifetime of at most 1h29m, or"},
+		{2*time.Hour + 30*time.Second, "give a lifetime of at most 2h, or"},
+		{59*time.Minute + 5*time.Second, "give a lifetime of at most 59m, or"},
+	} {
+		p := auth.Principal{Name: "t", Kind: "token", ExpiresAt: now.Add(tc.left)}
+		err := auth.RequireWithin(p, now, now.Add(3*time.Hour), "challenge")
+		if pki.ErrorCode(err) != pki.EBadRequest || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v left: %v, want %q", tc.left, err, tc.want)
+		}
+		if strings.Contains(err.Error(), "0s") {
+			t.Errorf("%v left: %v says a lifetime in Go's form", tc.left, err)
+		}
+	}
+}
