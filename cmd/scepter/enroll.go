@@ -170,6 +170,13 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Every caller sends a PKIOperation: a server that offers only single
+	// DES, without --allow-insecure-des, is refused here, before a key is
+	// kept for a request that is never sent (r134 D1: the refusal came
+	// with "no answer came, so the certificate may have been issued").
+	if _, _, err := c.Algorithms(caps); err != nil {
+		return nil, nil, nil, err
+	}
 	// Only certificates that chain to the pinned CA (without a pin, to a
 	// self-signed one sent along) are encrypted to and believed.
 	if caCerts, err = client.TrustedCACerts(caCerts, f.fingerprint, pki.SystemClock{}.Now()); err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,7 +17,8 @@ import (
 // taken to offer no capabilities (RFC 8894 §3.5.1): enroll refuses single
 // DES unless --allow-insecure-des, saying GetCACaps is not supported, and
 // with it enrolls, sending PKIOperation by GET as no POSTPKIOperation was
-// advertised. Before (r117), enroll stopped at the 404 either way.
+// advertised. Before (r117), enroll stopped at the 404 either way. The
+// refusal comes before a key is kept: nothing was sent (r134 D1).
 func TestEnrollWithoutGetCACapsTakesNoCapabilities(t *testing.T) {
 	s := startServe(t, "", "--allow-insecure-des")
 	upstream, err := url.Parse(s.scepURL)
@@ -56,6 +58,16 @@ func TestEnrollWithoutGetCACapsTakesNoCapabilities(t *testing.T) {
 	mu.Unlock()
 	if sent != 0 {
 		t.Fatalf("enroll refusing single DES sent PKIOperation %d times", sent)
+	}
+	// Nothing was sent, so nothing may have been issued: no key is kept
+	// for a next run that would be refused alike (r134 D1).
+	if strings.Contains(err.Error(), "no answer came") || strings.Contains(err.Error(), "kept") {
+		t.Errorf("the refusal before sending anything speaks of a kept key: %v", err)
+	}
+	for _, f := range []string{"key.pem", "key.pem.request"} {
+		if _, err := os.Stat(filepath.Join(d, f)); !os.IsNotExist(err) {
+			t.Errorf("%s left after a refusal before anything was sent", f)
+		}
 	}
 	out, err = enroll("--allow-insecure-des")
 	if err != nil {
