@@ -99,6 +99,10 @@ func certsRevoke(ctx context.Context, e env, sub string, args []string) error {
 	}
 	c := r.Certificate
 	switch {
+	case sub == "unhold" && r.Changed && !c.NotAfter.After(pki.SystemClock{}.Now()):
+		// No longer on hold, but not valid either (r134).
+		fmt.Fprintf(e.stdout, "hold lifted: %s (%s) is no longer on hold; it expired at %s, so relying parties still refuse it\n",
+			printable(pki.ShownSerial(c.SerialHex)), printable(c.Subject), c.NotAfter.UTC().Format(time.RFC3339))
 	case sub == "unhold" && r.Changed:
 		fmt.Fprintf(e.stdout, "hold lifted: %s (%s) is valid again\n", printable(pki.ShownSerial(c.SerialHex)), printable(c.Subject))
 	case sub == "unhold":

@@ -290,3 +290,41 @@ func TestSerialsShownInWholeBytes(t *testing.T) {
 	shows([]string{"certs", "revoke", "0E67E559A4313C4CC6C73967D742C8E6", "--reason", "superseded"}, "revoked "+padded+" (CN=device-0e)")
 	shows([]string{"certs", "revoke", stored, "--reason", "superseded"}, "already revoked: "+padded+" (CN=device-0e)")
 }
+
+// `certs unhold` of a certificate that expired while on hold says that
+// relying parties still refuse it, where it said "valid again" (r134).
+func TestCertsUnholdOfAnExpiredCertificate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "scepter.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The command's clock (a year ahead in the offset test run).
+	now := pki.SystemClock{}.Now().UTC().Truncate(time.Second)
+	for serial, notAfter := range map[string]time.Time{"e1": now.Add(-time.Hour), "f2": now.Add(24 * time.Hour)} {
+		if err := st.RecordIssuance(ctx, store.Issuance{Now: now.Add(-48 * time.Hour), Certificate: pki.Certificate{
+			SerialHex: serial, IssuerID: strings.Repeat("1", 64), Issuer: "CN=Test CA", Subject: "CN=device-" + serial,
+			NotBefore: now.Add(-48 * time.Hour), NotAfter: notAfter, Status: pki.StatusValid,
+			Profile: "default", Protocol: pki.ProtocolCLI, Source: pki.SourceIssued, KeyType: "p256",
+			CreatedAt: now.Add(-48 * time.Hour), DER: []byte{0x30, 0x03, 'd', 'e', 'r'},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	for _, tc := range []struct{ serial, want, not string }{
+		{"e1", "is no longer on hold; it expired at " + now.Add(-time.Hour).Format(time.RFC3339) + ", so relying parties still refuse it", "valid again"},
+		{"f2", "hold lifted: f2 (CN=device-f2) is valid again", "expired"},
+	} {
+		for _, args := range [][]string{{"certs", "revoke", tc.serial, "--reason", "certificateHold"}, {"certs", "unhold", tc.serial}} {
+			e, out, errb := testEnv(nil)
+			if err := run(ctx, e, append(args, "--data-dir", dir)); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, errb)
+			}
+			if args[1] == "unhold" && (!strings.Contains(out.String(), tc.want) || strings.Contains(out.String(), tc.not)) {
+				t.Errorf("unhold %s: %q, want %q", tc.serial, out, tc.want)
+			}
+		}
+	}
+}

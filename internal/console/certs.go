@@ -513,6 +513,10 @@ func (h *Handler) unhold(w http.ResponseWriter, r *http.Request, rq *req) error 
 		h.render(w, statusFor(err), "cert", v)
 		return nil
 	}
-	h.redirectWithFlash(w, r, rq, pg.URL, "unheld", 0)
+	done := "unheld"
+	if !pg.D.Record.NotAfter.After(h.ops.Now()) {
+		done = "unheld_expired" // not valid again: it expired on hold (r134)
+	}
+	h.redirectWithFlash(w, r, rq, pg.URL, done, 0)
 	return nil
 }

@@ -46,12 +46,13 @@ func flashCookieName(page string) string {
 // doneMessages are the confirmations of a flash, fixed texts: nothing of
 // the request is echoed.
 var doneMessages = map[string]string{
-	"revoked":  "The certificate is revoked. The CRL and OCSP answers follow.",
-	"held":     "The certificate is on hold: relying parties refuse it until the hold is lifted. The CRL and OCSP answers follow.",
-	"unheld":   "The hold is lifted: the certificate is valid again.",
-	"approved": "The request is approved and its certificate issued: the device collects it at its next poll.",
-	"rejected": "The request is rejected; the device is told so at its next poll.",
-	"deleted":  "The challenge is deleted.",
+	"revoked":        "The certificate is revoked. The CRL and OCSP answers follow.",
+	"held":           "The certificate is on hold: relying parties refuse it until the hold is lifted. The CRL and OCSP answers follow.",
+	"unheld":         "The hold is lifted: the certificate is valid again.",
+	"unheld_expired": "The hold is lifted, but the certificate has expired: relying parties still refuse it.",
+	"approved":       "The request is approved and its certificate issued: the device collects it at its next poll.",
+	"rejected":       "The request is rejected; the device is told so at its next poll.",
+	"deleted":        "The challenge is deleted.",
 }
 
 // alsoRevokedMessage confirms a revocation for keyCompromise that took n

@@ -197,3 +197,21 @@ func TestFlashWaitsForItsPage(t *testing.T) {
 		shows("ten deletions", deleteChallenge(), "The challenge is deleted")
 	})
 }
+
+// A hold lifted from a certificate that expired while on hold is not
+// confirmed as "valid again": relying parties still refuse it (r134).
+func TestUnholdOfAnExpiredCertificateSaysSo(t *testing.T) {
+	e := newEnv(t, console.Options{})
+	h := e.issue("expired-on-hold")
+	rec := e.record(h)
+	page := certPath(h) + "?issuer=" + rec.IssuerID
+	b := e.as("operator")
+	expectStatus(t, "hold", b.post(certPath(h)+"/revoke", url.Values{"issuer": {rec.IssuerID}, "reason": {"certificateHold"}, "confirm": {"yes"}}), http.StatusSeeOther)
+	e.pki.Clock.Set(h.NotAfter.Add(time.Hour))
+	b = e.as("operator") // the first session ended with the year
+	res := b.post(certPath(h)+"/unhold", url.Values{"issuer": {rec.IssuerID}})
+	expectStatus(t, "unhold", res, http.StatusSeeOther)
+	shown := b.get(page)
+	expectBody(t, "the page after the unhold", shown, "The hold is lifted, but the certificate has expired")
+	expectNotBody(t, "the page after the unhold", shown, "valid again")
+}
