@@ -268,6 +268,16 @@ func secureDataDir(dir string, log *slog.Logger) error {
 	for _, name := range []string{challengeFileName, adminPasswordFile} {
 		path := filepath.Join(dir, name)
 		fi, err := os.Lstat(path)
+		if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			// A link to a file of the operator's (a config-managed
+			// /etc/scepter/challenge): read through it, so held to the
+			// rules of a secret file a flag names, its mode not ours to
+			// change (r138 D1: it was read unchecked).
+			if err := checkLinkedSecret(path, log); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 == 0 {
 			continue
 		}
@@ -291,6 +301,34 @@ func secureDataDir(dir string, log *slog.Logger) error {
 		if err := keys.CheckKeyFileMode(k); err != nil {
 			return fmt.Errorf("OCSP responder key: %w (and revoke its certificate if others may have read it)", err)
 		}
+	}
+	return nil
+}
+
+// checkLinkedSecret refuses a generated secret's file in the data
+// directory that is a symbolic link to a file another user may change
+// (its mode, owner or directory), and warns when group or others may read
+// the file it leads to: as --challenge-file's file, since that file is
+// not scepter's to tighten.
+func checkLinkedSecret(path string, log *slog.Logger) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil // read later, and refused there as what it is
+	}
+	target, _ := filepath.EvalSymlinks(path)
+	perm := fi.Mode().Perm()
+	if perm&0o022 != 0 {
+		return usageError{fmt.Sprintf("%s is a symbolic link to %s, which has mode %04o: group or others may change the secret; run: chmod go-w %s", path, target, perm, shellQuote(target))}
+	}
+	if err := filetrust.Check(path, path, "the secret"); err != nil {
+		return usageError{err.Error()}
+	}
+	if perm&0o077 != 0 {
+		log.Warn("a generated secret's file is a symbolic link to a file group or others may read; left as it is, not being scepter's", "file", path, "target", target,
+			"mode", fmt.Sprintf("%04o", perm), "run", "chmod 600 "+shellQuote(target))
 	}
 	return nil
 }

@@ -375,3 +375,59 @@ func TestSecureDataDirRefusesAnotherUsersDirectory(t *testing.T) {
 		t.Errorf("mode %04o, want 0755 left as it was", m)
 	}
 }
+
+// A generated secret's file that is a symbolic link (to a config-managed
+// file of the operator's) is held to the rules of a secret file a flag
+// names: refused when others may change what it leads to, warned about
+// when they may read it, its mode left as it is (r138 D1: it was read
+// unchecked, a 0644 target too).
+func TestSecureDataDirChecksALinkedSecret(t *testing.T) {
+	for _, tc := range []struct {
+		mode    os.FileMode
+		refused string // in the error; "" for none
+		warned  bool
+	}{
+		{0o600, "", false},
+		{0o644, "", true},
+		{0o640, "", true},
+		{0o664, "group or others may change the secret", false},
+		{0o646, "group or others may change the secret", false},
+	} {
+		t.Run(fmt.Sprintf("%04o", tc.mode), func(t *testing.T) {
+			base := t.TempDir()
+			dir := filepath.Join(base, "data")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			target := filepath.Join(base, "managed-challenge")
+			if err := os.WriteFile(target, []byte("a managed challenge\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(target, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, filepath.Join(dir, challengeFileName)); err != nil {
+				t.Fatal(err)
+			}
+			var logb bytes.Buffer
+			err := secureDataDir(dir, slog.New(slog.NewTextHandler(&logb, nil)))
+			if tc.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refused) || !strings.Contains(err.Error(), target) {
+					t.Fatalf("err %v, want it to say %q and name %s", err, tc.refused, target)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if warned := strings.Contains(logb.String(), "symbolic link to a file group or others may read"); warned != tc.warned {
+				t.Errorf("log %q, want a warning: %v", logb.String(), tc.warned)
+			}
+			fi, err := os.Stat(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != tc.mode {
+				t.Errorf("the link's target became %04o", fi.Mode().Perm())
+			}
+		})
+	}
+}
