@@ -299,7 +299,7 @@ func secureDataDir(dir string, log *slog.Logger) error {
 	ocspKeys, _ := filepath.Glob(filepath.Join(dir, "ocsp", "*.key"))
 	for _, k := range ocspKeys {
 		if err := keys.CheckKeyFileMode(k); err != nil {
-			return fmt.Errorf("OCSP responder key: %w (and revoke its certificate if others may have read it)", err)
+			return fmt.Errorf("OCSP responder key: %w", err)
 		}
 	}
 	return nil

@@ -103,7 +103,7 @@ func TestDataDirKeyFileModeExit2(t *testing.T) {
 			defer os.Chmod(tt.key, 0o600)
 			for _, c := range tt.commands {
 				out, err := runOnDataDir(t, c, dir)
-				wantUsageError(t, strings.Join(c, " "), err, out, []string{tt.key + " has mode 0644", "run: chmod 600 " + tt.key})
+				wantUsageError(t, strings.Join(c, " "), err, out, []string{tt.key + " has mode 0644", "run: chmod 600 " + tt.key, "treat the key as compromised"})
 			}
 		})
 	}

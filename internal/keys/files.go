@@ -156,7 +156,16 @@ func RemoveFile(path string) error {
 // as safe as its file, and a key that others could read must be treated as
 // copied. It follows symbolic links. On Windows, where the mode bits say
 // nothing about access, it checks only that the file exists.
-func CheckKeyFileMode(path string) error { return checkSecretFileMode(path, "a private key") }
+func CheckKeyFileMode(path string) error {
+	err := checkSecretFileMode(path, "a private key")
+	var m modeRefused
+	if errors.As(err, &m) && m.readable {
+		// A mode mended by chmod does not unread the key (r138).
+		m.msg += "; and if another user may have read it, treat the key as compromised: replace it (an issuing CA's by `scepter ca rollover`) and revoke its certificate"
+		return m
+	}
+	return err
+}
 
 // checkSecretFileMode is CheckKeyFileMode for any secret; what names it in
 // the message ("a private key", "a PKCS#11 PIN").
@@ -169,7 +178,8 @@ func checkSecretFileMode(path, what string) error {
 		return nil
 	}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
-		return modeRefused{fmt.Sprintf("keys: %s has mode %04o: group and others must have no access to %s; run: chmod 600 %s", path, m, what, filetrust.ShellQuote(path))}
+		return modeRefused{msg: fmt.Sprintf("keys: %s has mode %04o: group and others must have no access to %s; run: chmod 600 %s", path, m, what, filetrust.ShellQuote(path)),
+			readable: m&0o044 != 0}
 	}
 	return nil
 }
@@ -181,7 +191,10 @@ var ErrSecretFileMode = errors.New("keys: group or others may access a secret fi
 
 // modeRefused is a checkSecretFileMode refusal: its text is its own, and
 // errors.Is sees ErrSecretFileMode.
-type modeRefused struct{ msg string }
+type modeRefused struct {
+	msg      string
+	readable bool // group or others may read the file
+}
 
 func (e modeRefused) Error() string { return e.msg }
 func (e modeRefused) Unwrap() error { return ErrSecretFileMode }
