@@ -905,7 +905,9 @@ func (s *Service) heldAnswer(ctx context.Context, profile, txID string, pollerKe
 // Only the issuance is counted: an approval that fails (a second approver,
 // an unknown ID, a request that can no longer be issued) is the operator's
 // call going wrong, not a device's enrollment refused, and the request
-// stays held as it was; Reject counts nothing either.
+// stays held as it was, but for one that no approval can issue any more,
+// found so before or at the issuance's record (rejectOnApproval); Reject
+// counts nothing either.
 func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result, err error) {
 	var protocol pki.Protocol // the held request's and its profile, once found
 	asked := UnknownProfile
@@ -928,17 +930,8 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 	if !s.clock.Now().Before(r.ExpiresAt) {
 		return nil, pki.Errorf(pki.EConflict, "request %s expired at %s", id, r.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if why, err := s.unissuable(ctx, r); err != nil {
+	if err := s.rejectOnApproval(ctx, r); err != nil {
 		return nil, err
-	} else if why != nil {
-		decided, err := s.rejectUnissuable(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		if decided.DecidedBy != SystemRejecter || decided.Status != pki.RequestRejected {
-			return nil, pki.Errorf(pki.EConflict, "request %s is %s, not pending", id, decided.Status)
-		}
-		return nil, pki.Errorf(why.approve, "request %s cannot be issued, so it was rejected: %s", id, why.reason)
 	}
 	profile, ok := s.Profile(r.Profile)
 	if !ok {
@@ -978,7 +971,47 @@ func (s *Service) Approve(ctx context.Context, id, approver string) (res *Result
 	}
 	st.Events = append(st.Events, pki.AuditEvent{Time: s.clock.Now(), Type: pki.EventRequestApproved, Actor: approver,
 		Profile: r.Profile, Subject: r.Subject, TransactionID: r.TransactionID, Outcome: "success", Detail: "request " + id})
-	return s.issue(ctx, st)
+	res, err = s.issue(ctx, st)
+	if err != nil && revokedMeanwhile(err) {
+		// The revocation got to the store between the check above and
+		// the issuance's record, which refused it: the request is
+		// rejected now, as the check would have, not left pending for
+		// the next approval to find.
+		if rerr := s.rejectOnApproval(ctx, r); rerr != nil {
+			return nil, rerr
+		}
+	}
+	return res, err
+}
+
+// rejectOnApproval refuses the approval of held request r when no
+// approval can issue it any more (unissuable), rejecting it by the system
+// (rejectUnissuable) and saying so; nil when it may still be approved.
+// Several approvers meeting it at once (on several nodes) decide it once:
+// each is told it was rejected by the system, unless someone else decided
+// it first.
+func (s *Service) rejectOnApproval(ctx context.Context, r *pki.EnrollmentRequest) error {
+	why, err := s.unissuable(ctx, r)
+	if err != nil || why == nil {
+		return err
+	}
+	decided, err := s.rejectUnissuable(ctx, r)
+	if err != nil {
+		return err
+	}
+	if decided.DecidedBy != SystemRejecter || decided.Status != pki.RequestRejected {
+		return pki.Errorf(pki.EConflict, "request %s is %s, not pending", r.ID, decided.Status)
+	}
+	return pki.Errorf(why.approve, "request %s cannot be issued, so it was rejected: %s", r.ID, why.reason)
+}
+
+// revokedMeanwhile: issue refused a certificate because of a revocation
+// recorded since its request was checked: its key revoked as compromised
+// (found by issue's own check or by the store's record), or the
+// certificate it renews revoked.
+func revokedMeanwhile(err error) bool {
+	var named *certificateRefusal
+	return errors.Is(err, store.ErrKeyCompromised) || errors.As(err, &named) || pki.ErrorCode(err) == pki.EBadCertID
 }
 
 func (s *Service) certByRef(ctx context.Context, ref string) (*pki.Certificate, error) {
