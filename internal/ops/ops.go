@@ -443,7 +443,7 @@ func (o *Ops) NoteRoleRefusal(ctx context.Context, err error, method, path strin
 var EventTypes = []string{
 	pki.EventIssued, pki.EventRenewed, pki.EventSentAgain, pki.EventRevoked, pki.EventUnheld, pki.EventCertRecorded,
 	pki.EventEnrollFailed, pki.EventRefused,
-	pki.EventRequestPending, pki.EventRequestApproved, pki.EventRequestRejected,
+	pki.EventRequestPending, pki.EventRequestApproved, pki.EventRequestRejected, pki.EventRequestExpired,
 	pki.EventChallengeCreated, pki.EventChallengeUsed, pki.EventChallengeMisused, pki.EventChallengeDeleted,
 	pki.EventNotificationSent, pki.EventNotificationFailed,
 	pki.EventLoginSucceeded, pki.EventLoginFailed, pki.EventLoginLocked, pki.EventLogout, pki.EventUserAdded, pki.EventUserRemoved,

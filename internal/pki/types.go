@@ -212,8 +212,11 @@ const (
 	EventRequestPending  = "request.pending"
 	EventRequestApproved = "request.approved"
 	EventRequestRejected = "request.rejected"
-	EventRenewed         = "certificate.renewed"
-	EventRevoked         = "certificate.revoked"
+	// EventRequestExpired: a held request's retention ended without a
+	// decision; recorded once, when the purge removes it.
+	EventRequestExpired = "request.expired"
+	EventRenewed        = "certificate.renewed"
+	EventRevoked        = "certificate.revoked"
 	// EventUnheld: a certificateHold was lifted.
 	EventUnheld = "certificate.unheld"
 	// EventSentAgain: a certificate issued earlier was sent again to a

@@ -675,6 +675,9 @@ type Store interface {
 	// sessions and unknown names' login failures whose retention is over
 	// at now: a request's at its ExpiresAt as read (a decided one's
 	// counted from its decision, see pki.EnrollmentRequest.ExpiresAt).
+	// Each request it removes that was still pending (expired without a
+	// decision) gets a pki.EventRequestExpired event, at now, in the same
+	// transaction: once, however many nodes purge at the same time.
 	PurgeExpired(ctx context.Context, now time.Time) error
 
 	// CreateRequest stores a request held for approval, with its audit

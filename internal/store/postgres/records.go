@@ -200,7 +200,8 @@ func (s *Store) ForgetNonce(ctx context.Context, transactionID string, senderNon
 // PurgeExpired implements store.Store. It removes expired nonces, console
 // sessions and enrollment requests past their retention (a decided one's
 // counted from its decision), whatever their status (the certificate and
-// the audit trail of an issued one stay): serial reservations are never
+// the audit trail of an issued one stay; one still pending gets its
+// request.expired event): serial reservations are never
 // released, and challenges stay (consumed or expired) for the console and
 // the audit trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
@@ -214,7 +215,12 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 			sqlstore.Micros(now.Add(-store.EndedClaimRetention))); err != nil {
 			return fmt.Errorf("transaction claims: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM enrollment_requests WHERE `+sqlstore.RequestRetentionOver("$1"), sqlstore.Micros(now)); err != nil {
+		// Nodes purging at once delete each row once (a DELETE that
+		// waited for another's finds the row gone and skips it), so
+		// each request that expired undecided gets its event once.
+		purged, err := queryAll(ctx, tx, scanExpiredRequest, `DELETE FROM enrollment_requests WHERE `+
+			sqlstore.RequestRetentionOver("$1")+` RETURNING `+sqlstore.ExpiredRequestColumns, sqlstore.Micros(now))
+		if err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
@@ -223,12 +229,24 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM login_failures WHERE expires_at <= $1`, sqlstore.Micros(now)); err != nil {
 			return fmt.Errorf("login failures: %w", err)
 		}
+		// Last, holding the trail's head only to append and commit.
+		if err := insertEvents(ctx, tx, now, sqlstore.ExpiredRequestEvents(purged, now)); err != nil {
+			return fmt.Errorf("expired requests' events: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
 		return pgError("postgres: purge expired: %w", err)
 	}
 	return nil
+}
+
+// scanExpiredRequest is sqlstore.ScanExpiredRequest with the subject
+// decoded (encText).
+func scanExpiredRequest(sc sqlstore.Scanner) (pki.EnrollmentRequest, error) {
+	r, err := sqlstore.ScanExpiredRequest(sc)
+	r.Subject = decText(r.Subject)
+	return r, err
 }
 
 // AppendAudit implements store.Store. Every event needs its Time: the store

@@ -190,7 +190,8 @@ func (s *Store) ForgetNonce(ctx context.Context, transactionID string, senderNon
 // PurgeExpired implements store.Store. It removes expired nonces and
 // enrollment requests past their retention (a decided one's counted from
 // its decision), whatever their status (the certificate and the audit
-// trail of an issued one stay): serial reservations are never released,
+// trail of an issued one stay; one still pending gets its
+// request.expired event): serial reservations are never released,
 // and challenges stay (consumed or expired) for the console and the audit
 // trail.
 func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
@@ -202,7 +203,7 @@ func (s *Store) PurgeExpired(ctx context.Context, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, purgeClaimsQuery, kept, kept); err != nil {
 			return fmt.Errorf("transaction claims: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, purgeRequestsQuery(), sqlstore.Micros(now), sqlstore.Micros(now)); err != nil {
+		if err := purgeRequests(ctx, tx, now); err != nil {
 			return fmt.Errorf("requests: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, purgeSessionsQuery, sqlstore.Micros(now)); err != nil {
@@ -230,9 +231,34 @@ const (
 )
 
 // purgeRequestsQuery deletes the requests whose retention is over at its
-// time, given twice.
+// time, given twice, returning what the event of one that expired
+// undecided names.
 func purgeRequestsQuery() string {
-	return `DELETE FROM enrollment_requests WHERE ` + sqlstore.RequestRetentionOver("?")
+	return `DELETE FROM enrollment_requests WHERE ` + sqlstore.RequestRetentionOver("?") +
+		` RETURNING ` + sqlstore.ExpiredRequestColumns
+}
+
+// purgeRequests deletes the requests whose retention is over at now and
+// records, in tx, a request.expired event for each that was still
+// pending (sqlstore.ExpiredRequestEvents).
+func purgeRequests(ctx context.Context, tx *wtx, now time.Time) error {
+	rows, err := tx.QueryContext(ctx, purgeRequestsQuery(), sqlstore.Micros(now), sqlstore.Micros(now))
+	if err != nil {
+		return err
+	}
+	var purged []pki.EnrollmentRequest
+	for rows.Next() {
+		r, err := sqlstore.ScanExpiredRequest(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		purged = append(purged, r)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
+	return insertEvents(ctx, tx, now, sqlstore.ExpiredRequestEvents(purged, now))
 }
 
 // AppendAudit implements store.Store. Every event needs its Time: the store

@@ -894,9 +894,17 @@ func testPurgeRequests(t *testing.T, s store.Store) {
 			}
 		}
 	}
-	if n := countAudit(t, s); n != nEvents {
-		t.Errorf("PurgeExpired changed the audit trail: %d events, had %d", n, nEvents)
+	// The requests purged still pending expired without a decision: each
+	// gets its event, the decided ones none.
+	expired := map[string]time.Time{"pending-expired": now.Add(-time.Hour), "pending-at-expiry": now}
+	if n := countAudit(t, s); n != nEvents+len(expired) {
+		t.Errorf("PurgeExpired added %d audit events, want %d (one per request expired undecided)", n-nEvents, len(expired))
 	}
+	checkExpiredEvents(t, s, expired, now)
+	if err := s.PurgeExpired(ctx, now); err != nil { // nothing left to record
+		t.Fatalf("PurgeExpired again: %v", err)
+	}
+	checkExpiredEvents(t, s, expired, now)
 	got, _, err := s.ListRequests(ctx, store.RequestFilter{})
 	if err != nil || len(got) != 3 {
 		t.Errorf("ListRequests after purge: %d requests, %v; want 3", len(got), err)
@@ -907,6 +915,74 @@ func testPurgeRequests(t *testing.T, s store.Store) {
 	r.ExpiresAt = now.Add(day)
 	if err := s.CreateRequest(ctx, r, nil, pendingEvent(r)); err != nil {
 		t.Errorf("CreateRequest for the transaction of a purged pending request: %v", err)
+	}
+}
+
+// checkExpiredEvents: the trail holds one request.expired event for each
+// request of expired (its ID and when it expired, held at t0 by
+// newRequest), written by the purge at purgedAt, and no other.
+func checkExpiredEvents(t *testing.T, s store.Store, expired map[string]time.Time, purgedAt time.Time) {
+	t.Helper()
+	evs := listAudit(t, s, store.AuditFilter{Type: pki.EventRequestExpired, Limit: 1000})
+	seen := map[string]int{}
+	for _, ev := range evs {
+		id, _, _ := strings.Cut(strings.TrimPrefix(ev.Detail, "request "), " ")
+		seen[id]++
+		at, ok := expired[id]
+		if !ok {
+			t.Errorf("request.expired event for %q (%q), which did not expire undecided", id, ev.Detail)
+			continue
+		}
+		r := newRequest(id, "default", "tx-"+id)
+		want := fmt.Sprintf("request %s expired at %s without a decision (it was kept %s for an approval); its record was purged",
+			id, at.UTC().Format(time.RFC3339), at.Sub(t0))
+		if ev.Actor != "system" || ev.Profile != r.Profile || ev.Subject != r.Subject || ev.TransactionID != r.TransactionID ||
+			ev.Outcome != "success" || !ev.Time.Equal(normTime(purgedAt)) || ev.Detail != want {
+			t.Errorf("request.expired event %+v; want by system at %s, naming the profile, subject and transaction, detail %q", ev, purgedAt, want)
+		}
+	}
+	for id := range expired {
+		if seen[id] != 1 {
+			t.Errorf("%d request.expired events for %s, want 1", seen[id], id)
+		}
+	}
+}
+
+// testConcurrentPurge: purges run at once (PostgreSQL: as several nodes
+// do, each on a connection of its own) remove each request once and record
+// each request that expired undecided once; a request decided before
+// its retention ended gets no such event.
+func testConcurrentPurge(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := t0.Add(10 * day)
+	expired := map[string]time.Time{}
+	for i := range 24 {
+		id := fmt.Sprintf("exp-%02d", i)
+		r := newRequest(id, "default", "tx-"+id)
+		r.ExpiresAt = now.Add(-time.Duration(i+1) * time.Minute)
+		mustCreateRequest(t, s, r)
+		switch i % 4 {
+		case 1:
+			if err := s.RejectRequest(ctx, id, "no", "cli:root", t0, pki.AuditEvent{Type: pki.EventRequestRejected}); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			in := issuance(newCert(issuerA, fmt.Sprintf("65%02x", i), t0.Add(100*day)))
+			in.CompleteRequestID = id
+			mustRecord(t, s, in)
+		default:
+			expired[id] = r.ExpiresAt
+		}
+	}
+	errs := start(8, func(int) error { return s.PurgeExpired(ctx, now) })
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("purge %d: %v", i, err)
+		}
+	}
+	checkExpiredEvents(t, s, expired, now)
+	if left, _, err := s.ListRequests(ctx, store.RequestFilter{}); err != nil || len(left) != 0 {
+		t.Errorf("%d requests left after the purges, %v; want none", len(left), err)
 	}
 }
 

@@ -123,6 +123,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Supersede", testSupersede},
 		{"Renews", testRenews},
 		{"PurgeRequests", testPurgeRequests},
+		{"ConcurrentPurge", testConcurrentPurge},
 		{"DecidedRequestRetention", testDecidedRequestRetention},
 		{"ESTUsers", testESTUsers},
 		{"ChallengeBindingAndLock", testChallengeBindingAndLock},
