@@ -227,17 +227,7 @@ func RequireWithin(p Principal, now, expires time.Time, what string) error {
 	}
 	return pki.Errorf(pki.EBadRequest,
 		"this token expires at %s, and a %s it creates may not outlive it: give a lifetime of at most %s, or create the %s with the CLI",
-		p.ExpiresAt.UTC().Format(time.RFC3339), what, shortDuration(left), what)
-}
-
-// shortDuration is d, whole minutes, as a lifetime is typed: "1h29m" and
-// "2h", not Go's "1h29m0s" and "2h0m0s".
-func shortDuration(d time.Duration) string {
-	s := strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
+		p.ExpiresAt.UTC().Format(time.RFC3339), what, pki.ShortDuration(left), what)
 }
 
 func hashSecret(secret string) []byte {

@@ -1096,7 +1096,7 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 			// within MaxWait the client does, a bare one ends the run.
 			left := time.Until(deadline)
 			if left <= 0 {
-				return nil, err
+				return nil, maxWaitSpent(err, r.MaxWait, busy)
 			}
 			wait := min(max(busy, r.PollInterval), left)
 			c.warnf("%v; asking again in %s", err, wait.Round(time.Second))
@@ -1215,6 +1215,14 @@ func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
 		return min(max(t.Sub(now), time.Second), maxRetryAfter*time.Second), true
 	}
 	return 0, false
+}
+
+// maxWaitSpent is err, the 503 or 429 a client asked again about until
+// its MaxWait ran out, with both waits named: the one the client was
+// given and the one the server asked for, where it ended with the bare
+// answer (r134).
+func maxWaitSpent(err error, maxWait, retryAfter time.Duration) error {
+	return fmt.Errorf("%w; gave up asking again: --max-wait %s ran out (the server's last answer asked to wait %s more)", err, pki.ShortDuration(maxWait), pki.ShortDuration(retryAfter))
 }
 
 // unavailableFor is the wait a 503 or 429 with Retry-After asked for

@@ -921,7 +921,7 @@ func (x *exchange) whileUnavailable(ctx context.Context, deadline time.Time, hel
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
-			return nil, err
+			return nil, maxWaitSpent(err, x.r.MaxWait, busy)
 		}
 		wait := min(max(busy, x.r.PollInterval), left)
 		x.c.warnf("%v; asking again in %s", err, wait.Round(time.Second))

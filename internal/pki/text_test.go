@@ -1,6 +1,9 @@
 package pki
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestUnreadable(t *testing.T) {
 	for _, tc := range []struct {
@@ -15,6 +18,18 @@ func TestUnreadable(t *testing.T) {
 	} {
 		if got := Unreadable(tc.r); got != tc.want {
 			t.Errorf("Unreadable(%U) = %v, want %v", tc.r, got, tc.want)
+		}
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0s", 10 * time.Second: "10s", 90 * time.Second: "1m30s", time.Minute: "1m", 10 * time.Minute: "10m",
+		2 * time.Hour: "2h", 89*time.Minute + 59*time.Second: "1h29m59s", 2*time.Hour + 10*time.Minute: "2h10m",
+		1500 * time.Millisecond: "1s", 720 * time.Hour: "720h",
+	} {
+		if got := ShortDuration(d); got != want {
+			t.Errorf("ShortDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }
