@@ -210,3 +210,28 @@ func TestCanWriteAfterAFullDiskWantsRoomForAnIssuance(t *testing.T) {
 		t.Error("still taken for a full disk after the probe found room")
 	}
 }
+
+// A write that failed since the last call fails CanWrite only while its
+// cause lasts: once another process's lock is gone, CanWrite passes at
+// once, where it answered from the failure however old it was (r142 D1:
+// /readyz failed 24 s after the lock was released).
+func TestCanWriteAfterAFailedWriteAsksWhetherItIsOver(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	s.probeWait = 20 * time.Millisecond
+	unblock := holdWriteLock(t, s)
+	failed := s.probeWrite(ctx) // the failure a write meets under the lock
+	if !errors.Is(failed, store.ErrLocked) {
+		t.Fatalf("a write under another's lock: %v, want store.ErrLocked", failed)
+	}
+	s.writes.note(failed)
+	if err := s.CanWrite(ctx); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("CanWrite while the lock is held: %v, want store.ErrLocked", err)
+	}
+	s.writes.note(failed)
+	unblock()
+	s.probeWait = defaultProbeWait
+	if err := s.CanWrite(ctx); err != nil {
+		t.Fatalf("CanWrite once the lock is gone, a failed write since: %v", err)
+	}
+}

@@ -32,9 +32,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // answers from what is cheapest and says most:
 //
 //   - the writes since the previous call: when one of them failed for a
-//     cause that outlasts the request (store.CannotWriteCause), the store
-//     cannot write; else when one committed, it can (no probe under
-//     load);
+//     cause that outlasts the request (store.CannotWriteCause), the probe
+//     below says whether that cause is over (a lock another process has
+//     released since), and the write's error is the answer while it is
+//     not; else when one committed, it can (no probe under load);
 //   - else (no write since, or one that failed for its own reasons), a
 //     probe: a transaction on a connection of its own that takes the write
 //     lock, inserts and deletes one row, and commits, fsync'd. It commits
@@ -58,7 +59,16 @@ func (s *Store) CanWrite(ctx context.Context) error {
 	seen, err := s.writes.take()
 	if seen && err != nil {
 		s.latchDiskFull(err)
-		return err
+		if !s.diskWasFull.Load() {
+			// The failure may be seconds old and its cause over (another
+			// process's lock released): asked now, the store says (r142 D1:
+			// /readyz failed 24 s after the lock was gone). The write's
+			// own error names the cause best while it lasts.
+			if perr := s.probeWrite(ctx); perr != nil {
+				return err
+			}
+			return nil
+		}
 	}
 	// After a full disk a commit since says little: the search indexer's
 	// small background writes fit where a certificate does not.
