@@ -104,7 +104,7 @@ func New(o Options) *Metrics {
 	}, []string{"channel"})
 	m.notifyGivenUp = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scepter_notifications_given_up_total",
-		Help: "Expiry notifications given up for good, by channel (each also audited as notification.failed): the certificate expired before it was delivered, a more urgent notification replaced it after failed tries, or the tries ran out. One whose last try may have delivered it counts too.",
+		Help: "Expiry notifications given up for good, by channel (each also audited as notification.failed): the certificate expired before it was delivered, or a more urgent notification replaced it after failed tries (the tries have no cap). One whose last try may have delivered it counts too.",
 	}, []string{"channel"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "scepter_store_errors_total",
