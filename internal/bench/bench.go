@@ -736,15 +736,21 @@ func sleepUntil(ctx context.Context, deadline time.Time, d time.Duration) bool {
 // certificate may come with an error (a reply that holds only another
 // key's): it is checked all the same, for its issuer, and recorded.
 func (r *run) check(ti int, item *poolItem, cert *x509.Certificate, lat, roundTrip time.Duration, err error) {
-	var issuerID string
-	if cert != nil {
-		var verr error
-		issuerID, verr = r.v.check(cert, item.spki)
-		if err == nil {
-			err = verr
-		}
-	}
+	issuerID, err := r.verify(item, cert, err)
 	r.record(ti, issuerID, cert, lat, roundTrip, err)
+}
+
+// verify is check's verification: the certificate's issuer ID, and err
+// or, when that is nil, what is wrong with the certificate.
+func (r *run) verify(item *poolItem, cert *x509.Certificate, err error) (string, error) {
+	if cert == nil {
+		return "", err
+	}
+	issuerID, verr := r.v.check(cert, item.spki)
+	if err == nil {
+		err = verr
+	}
+	return issuerID, err
 }
 
 // checkDeferred checks, on every core, the replies the clock did not wait
@@ -758,12 +764,27 @@ func (r *run) checkDeferred(ctx context.Context) {
 	}
 	// Counted again by record, as ok or failed.
 	r.done.Store(0)
+	type verified struct {
+		issuerID string
+		cert     *x509.Certificate
+		err      error
+	}
+	results := make([]verified, len(r.unchecked))
 	_, _ = parallel(context.WithoutCancel(ctx), len(r.unchecked), func(i int) error {
 		a := r.unchecked[i]
 		cert, err := a.finish()
-		r.check(a.ti, a.item, cert, a.lat, a.roundTrip, err)
+		issuerID, err := r.verify(a.item, cert, err)
+		results[i] = verified{issuerID, cert, err}
 		return nil
 	})
+	// Recorded in the order the replies came, not the order the cores
+	// checked them: of two copies of a serial, the later one is the
+	// duplicate, as with the checks on the clock (r143 D1: the genuine
+	// certificate was at times failed as the duplicate of the copy).
+	for i, a := range r.unchecked {
+		res := results[i]
+		r.record(a.ti, res.issuerID, res.cert, a.lat, a.roundTrip, res.err)
+	}
 	r.unchecked = nil
 }
 

@@ -367,3 +367,25 @@ func TestRunSCEPRepeatedCertificateCountsDuplicates(t *testing.T) {
 		}
 	}
 }
+
+// Replies checked after the clock are recorded in the order they came:
+// the genuine certificate, received first, is ok, and each later copy of
+// its serial fails by its key (r143 D1: the cores' order decided, and at
+// times the genuine one failed as the duplicate of a copy).
+func TestRunDeferredChecksRecordInArrivalOrder(t *testing.T) {
+	for round := range 5 {
+		ca := newLyingCA(t, "Lying CA", ecKey(t))
+		var first []byte
+		u, roots := lyingEST(t, ca, func(n int, req *x509.CertificateRequest) []byte {
+			if first == nil {
+				first = estCerts(t, ca.issue(t, 7, req.Subject, req.PublicKey, lyingNow.Add(-time.Minute)), ca.cert)
+			}
+			return first
+		})
+		res, _ := runLying(t, bench.Options{Protocol: bench.EST, URLs: []string{u}, KeyType: "p256", Roots: roots, Count: 12, Concurrency: 1})
+		if res.OK != 1 || res.Failures["verify:key"] != 11 || len(res.Failures) != 1 || res.Duplicates != 11 {
+			t.Fatalf("round %d: ok %d failures %v dup %d, want ok 1, 11 verify:key, 11 duplicates: %v",
+				round, res.OK, res.Failures, res.Duplicates, res.FirstErrors)
+		}
+	}
+}
