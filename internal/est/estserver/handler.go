@@ -323,7 +323,7 @@ func (h *Handler) enroll(c *call) {
 	if er.ServerKeyGen {
 		// Where the key goes is settled before anything is issued: a
 		// certificate must never be recorded whose key cannot be delivered.
-		if encryptTo, keyID, err = keyEncryptionTarget(req, ev.TLSClientCert); err != nil {
+		if encryptTo, keyID, err = keyEncryptionTarget(req, peerCertificate(c.r)); err != nil {
 			h.fail(c, err)
 			return
 		}
@@ -452,12 +452,20 @@ func (h *Handler) credentials(c *call) (enroll.Evidence, error) {
 	if n := len(c.r.Header.Values("Authorization")); n > 1 {
 		return ev, &statusError{http.StatusBadRequest, fmt.Sprintf("the request carries more than one Authorization header (%d); send one", n)}
 	}
-	if peers := c.r.TLS.PeerCertificates; len(peers) > 0 {
-		ev.TLSClientCert, ev.TLSChain = peers[0], peers[1:]
-	}
 	user, pass, hasBasic := c.r.BasicAuth()
 	if hasBasic {
 		ev.HTTPUser, ev.HTTPPassword = user, pass
+	}
+	if peers := c.r.TLS.PeerCertificates; len(peers) > 0 && (c.op == est.OpSimpleReenroll || !hasBasic) {
+		// The TLS client certificate is evidence only where it is what
+		// authenticates: the certificate a re-enrollment renews, or a
+		// manufacturer certificate without a password. Beside Basic
+		// credentials at simpleenroll or serverkeygen the password
+		// authenticates and the certificate (none, another CA's, one of
+		// ours) changes nothing: kept as evidence, it would make the
+		// same user's same CSR another transaction, and another held
+		// request or certificate for one key.
+		ev.TLSClientCert, ev.TLSChain = peers[0], peers[1:]
 	}
 	if c.op == est.OpSimpleReenroll && ev.TLSClientCert == nil {
 		return ev, pki.Errorf(pki.EBadRequest, "simplereenroll requires the certificate being renewed as the TLS client certificate")
@@ -519,9 +527,21 @@ func couldBeBinding(claim string) bool {
 	return err == nil && bindingSizes[len(b)]
 }
 
-// transactionID names an EST request for the approval queue: the same CSR
-// (key and subject) for the same operation and the same certificate being
-// renewed is the same request, whatever its channel binding.
+// peerCertificate is the TLS client certificate r came with, nil for none,
+// whether or not it authenticates the request: its key may still receive
+// a server-generated key (AsymmetricDecryptKeyIdentifier).
+func peerCertificate(r *http.Request) *x509.Certificate {
+	if peers := r.TLS.PeerCertificates; len(peers) > 0 {
+		return peers[0]
+	}
+	return nil
+}
+
+// transactionID names an EST request for the approval queue and its
+// resend: the same CSR (key and subject) for the same operation and the
+// same authenticating client certificate (the one being renewed, or a
+// manufacturer's; nil when Basic authenticates) is the same request,
+// whatever its channel binding.
 func transactionID(op string, req *x509.CertificateRequest, clientCert *x509.Certificate) string {
 	h := sha256.New()
 	h.Write([]byte(op))
