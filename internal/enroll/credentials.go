@@ -116,15 +116,16 @@ func (s *Service) checkCredentials(ctx context.Context, req Request, attempt *se
 			return err
 		}
 		// A revoked certificate still asks again for a renewal of it that
-		// was issued (and revoked it) when the answer was lost; the
-		// request's key says which.
+		// was issued and revoked it (revoke_superseded) when the answer
+		// was lost; the request's key says which. Revoked otherwise, it
+		// asks for nothing.
 		if !req.ServerKeyGen {
 			renewals, err := s.store.RenewalsOf(ctx, old.IssuerID, old.SerialHex)
 			if err != nil {
 				return fmt.Errorf("enroll: renewals of %s: %w", pki.ShownSerial(old.SerialHex), err)
 			}
-			for _, r := range renewals {
-				if r.Status == pki.StatusValid {
+			for i := range renewals {
+				if renewals[i].Status == pki.StatusValid && supersededByRenewal(old, &renewals[i]) {
 					return nil
 				}
 			}

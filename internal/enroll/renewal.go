@@ -13,6 +13,7 @@ import (
 	"github.com/scepter/scepter/internal/csr"
 	"github.com/scepter/scepter/internal/pki"
 	"github.com/scepter/scepter/internal/store"
+	"github.com/scepter/scepter/internal/store/sqlstore"
 )
 
 // authenticateRenewal accepts a renewal by a certificate the client proved
@@ -41,12 +42,15 @@ func (s *Service) authenticateRenewal(ctx context.Context, st *State) error {
 	if !st.Req.ServerKeyGen {
 		// Asked again with the key of a renewal already issued (its
 		// answer was lost): answered with that certificate, even when
-		// that renewal revoked the old one, and never with a second one.
+		// that renewal revoked the old one (revoke_superseded), and
+		// never with a second one. Revoked otherwise (an operator's
+		// keyCompromise, privilegeWithdrawn, …), the old certificate
+		// authenticates nothing, this resend included: refused below.
 		again, err := s.renewedAlready(ctx, old, st.Req.CSR.RawSubjectPublicKeyInfo)
 		if err != nil {
 			return err
 		}
-		if again != nil {
+		if again != nil && (old.Status != pki.StatusRevoked || supersededByRenewal(old, again)) {
 			st.Renews, st.RenewsCert, st.IssuedAlready = old, signer, again
 			return nil
 		}
@@ -216,6 +220,16 @@ func checkAsIssued(rec *pki.Certificate, cert *x509.Certificate, held string) er
 		return nil
 	}
 	return pki.Errorf(pki.EBadCertID, "the %s is not the certificate this CA issued with serial %s", held, pki.ShownSerial(rec.SerialHex))
+}
+
+// supersededByRenewal: old was revoked by the issuance of renewal, one of
+// its renewals (revoke_superseded): reason superseded, by the store's
+// renewal actor, no earlier than that renewal was issued. Only such a
+// revocation leaves old good for asking again about that renewal; one an
+// operator made, even as superseded, does not.
+func supersededByRenewal(old, renewal *pki.Certificate) bool {
+	return old.Status == pki.StatusRevoked && old.RevokeReason == pki.ReasonSuperseded && old.RevokedBy == sqlstore.SupersededBy &&
+		renewal.RenewedFrom == renewedFrom(old) && !old.RevokedAt.Before(renewal.CreatedAt)
 }
 
 // renewedAlready is the valid renewal of old whose key is spki, if one was
