@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/asn1"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,6 +44,9 @@ func TestUnreadableECKeyIsAPolicyRefusal(t *testing.T) {
 			"EC key on curve secp256k1 is not accepted by this profile " + allowed},
 		{"secp256k1 at an RSA-only profile", "rsa/simpleenroll", est.EncodeBase64(pkitest.CSRWithECParameters(t, "k1", pkitest.OIDSecp256k1)),
 			"EC keys are not accepted by this profile (RSA only); this one is on curve secp256k1"},
+		{"P-256 point off its curve", "simpleenroll", est.EncodeBase64(offCurveCSR(t)), "the EC public key is not a valid point on P-256"},
+		{"P-256 point off its curve at an RSA-only profile", "rsa/simpleenroll", est.EncodeBase64(offCurveCSR(t)),
+			"EC keys are not accepted by this profile (RSA only); this one is on curve P-256"},
 		{"P-256 with explicit parameters", "simpleenroll", est.EncodeBase64(pkitest.CSRWithECParameters(t, "ex", pkitest.ExplicitP256())),
 			"the EC key's curve is given by explicit parameters, which RFC 5480 (section 2.1.1) does not allow: send it with its named curve"},
 	} {
@@ -58,4 +62,12 @@ func TestUnreadableECKeyIsAPolicyRefusal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// offCurveCSR is a P-256 request, well formed and signed, whose point's
+// last byte is flipped: no longer a point on the curve.
+func offCurveCSR(t *testing.T) []byte {
+	return pkitest.CSRWithEditedECKey(t, "off-curve", func(_ *ecdsa.PrivateKey, _ *asn1.RawValue, point *asn1.BitString) {
+		point.Bytes[len(point.Bytes)-1] ^= 0xff
+	})
 }

@@ -2,6 +2,8 @@ package scepserver_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"encoding/asn1"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,6 +29,9 @@ func TestUnreadableECKeyIsAPolicyRefusal(t *testing.T) {
 	}{
 		{"brainpoolP256r1", pkitest.CSRWithECParameters(t, "bp", pkitest.OIDBrainpoolP256r1), "EC key on curve brainpoolP256r1 is not accepted by this profile " + allowed},
 		{"secp256k1", pkitest.CSRWithECParameters(t, "k1", pkitest.OIDSecp256k1), "EC key on curve secp256k1 is not accepted by this profile " + allowed},
+		{"P-256 point off its curve", pkitest.CSRWithEditedECKey(t, "off-curve", func(_ *ecdsa.PrivateKey, _ *asn1.RawValue, point *asn1.BitString) {
+			point.Bytes[len(point.Bytes)-1] ^= 0xff
+		}), "the EC public key is not a valid point on P-256"},
 		{"P-256 with explicit parameters", pkitest.CSRWithECParameters(t, "ex", pkitest.ExplicitP256()),
 			"the EC key's curve is given by explicit parameters, which RFC 5480 (section 2.1.1) does not allow"},
 	} {
