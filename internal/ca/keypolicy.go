@@ -99,11 +99,17 @@ func CheckKey(p pki.KeyPolicy, pub crypto.PublicKey) error {
 // broken hash: SHA-1 (sha1WithRSAEncryption, ecdsa-with-SHA1), MD5 or DSA,
 // unless allowLegacy (a profile's AllowLegacySignatures) lets SHA-1 through
 // for old clients. MD5 and DSA signatures are refused even then, since they
-// cannot be verified here. A refusal is a *pki.Error with code pki.EBadAlg.
-func CheckSignatureAlgorithm(alg x509.SignatureAlgorithm, allowLegacy bool) error {
+// cannot be verified here. An algorithm crypto/x509 does not read is
+// named as req's bytes give it (Ed448; RSASSA-PSS with its hash and salt
+// length, and what is required instead). A refusal is a *pki.Error with
+// code pki.EBadAlg.
+func CheckSignatureAlgorithm(req *x509.CertificateRequest, allowLegacy bool) error {
 	var hash string
-	switch alg {
+	switch alg := req.SignatureAlgorithm; alg {
 	case x509.UnknownSignatureAlgorithm:
+		if what := unknownSignatureAlgorithm(req.Raw); what != "" {
+			return pki.Errorf(pki.EBadAlg, "the certificate request's signature algorithm is not supported: %s", what)
+		}
 		// Go reads RSASSA-PSS only with a salt as long as the hash;
 		// OpenSSL's default is the longest salt.
 		return pki.Errorf(pki.EBadAlg, "the certificate request's signature algorithm is not supported: use RSA PKCS #1 v1.5 or ECDSA with SHA-256 or stronger, or RSASSA-PSS with a salt as long as the hash (openssl: -sigopt rsa_pss_saltlen:digest)")
@@ -119,7 +125,7 @@ func CheckSignatureAlgorithm(alg x509.SignatureAlgorithm, allowLegacy bool) erro
 	if allowLegacy {
 		return nil
 	}
-	return pki.Errorf(pki.EBadAlg, "the certificate request is signed with %s (%s), which this profile refuses; sign it with SHA-256 or stronger, or ask the operator to set allow_legacy_signatures = true for this profile", hash, alg)
+	return pki.Errorf(pki.EBadAlg, "the certificate request is signed with %s (%s), which this profile refuses; sign it with SHA-256 or stronger, or ask the operator to set allow_legacy_signatures = true for this profile", hash, req.SignatureAlgorithm)
 }
 
 // CheckKeySize refuses an RSA key above the policy's maximum (8192 bits

@@ -282,7 +282,7 @@ func TestCheckSignatureAlgorithm(t *testing.T) {
 		{x509.UnknownSignatureAlgorithm, true, "rsa_pss_saltlen:digest"},
 		{x509.DSAWithSHA256, true, "DSA (DSA-SHA256)"},
 	} {
-		err := CheckSignatureAlgorithm(tt.alg, tt.legacy)
+		err := CheckSignatureAlgorithm(&x509.CertificateRequest{SignatureAlgorithm: tt.alg}, tt.legacy)
 		if tt.want == "" {
 			if err != nil {
 				t.Errorf("%v (legacy %v): refused: %v", tt.alg, tt.legacy, err)

@@ -29,7 +29,7 @@ import (
 // signed with SHA-1 is refused (badAlg) unless the profile allows legacy
 // signatures; one signed with MD5 or DSA always is.
 func checkProofOfPossession(_ context.Context, st *State) error {
-	if err := ca.CheckSignatureAlgorithm(st.Req.CSR.SignatureAlgorithm, st.Profile.AllowLegacySignatures); err != nil {
+	if err := ca.CheckSignatureAlgorithm(st.Req.CSR, st.Profile.AllowLegacySignatures); err != nil {
 		return err
 	}
 	if err := ca.CheckKeySize(st.Profile.Keys, st.Req.CSR.PublicKey); err != nil {
