@@ -68,10 +68,11 @@ func IsDirectoryStringAttribute(oid asn1.ObjectIdentifier) bool {
 //     case-sensitively (a serial number), and an attribute type we do not
 //     know has a matching rule we do not know.
 //
-// A value that is no text compares by its tag and bytes. Only a held
-// request's match uses it (the server's, and the client's marker of the key
-// it keeps for one): issuance, renewals and bound challenges compare names
-// with SameName.
+// A value that is no text compares by its tag and bytes. A held request's
+// match uses it (the server's, and the client's marker of the key it keeps
+// for one), and so does a renewal's (the subject it must keep, and SCEP's
+// request signed by a certificate for its own subject): issuance and bound
+// challenges compare names with SameName.
 func SameHeldName(a, b []byte) bool {
 	return SameNameBy(a, b, heldValue)
 }

@@ -253,13 +253,17 @@ func (s *Service) renewedAlready(ctx context.Context, old *pki.Certificate, spki
 }
 
 // checkRenewalNames runs after the subject is decided: unless the profile
-// allows changes, the renewed certificate keeps the old subject and SANs.
+// allows changes, the renewed certificate keeps the old subject and SANs,
+// compared as RFC 5280 §7.1 compares names (csr.SameHeldName: CN=DEV-A
+// keeps CN=dev-a, as DNS:DEV-A.Example keeps DNS:dev-a.example), over
+// SCEP and EST alike. The new certificate is written as the request
+// spells its names: the same names, in the device's spelling.
 func checkRenewalNames(_ context.Context, st *State) error {
 	if st.RenewsCert == nil || st.Profile.AllowNameChange {
 		return nil
 	}
 	old := st.RenewsCert
-	if !csr.SameName(st.RawSubject, old.RawSubject) {
+	if !csr.SameHeldName(st.RawSubject, old.RawSubject) {
 		return pki.Errorf(pki.EBadRequest, "a renewal must keep the subject %s", old.Subject)
 	}
 	// The names to issue include the profile's fixed SANs, as the old

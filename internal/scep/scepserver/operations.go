@@ -108,7 +108,7 @@ func (h *Handler) enroll(ctx context.Context, req *request) ([]byte, error) {
 	// still carries the challenge of the first enrollment, long used up:
 	// the service renews by the certificate first, and falls back to the
 	// challenge only when that certificate cannot renew.
-	er.RenewalFirst = !er.Renewal && ev.SignerCert != nil && csr.SameName(csrReq.RawSubject, signer.RawSubject) && h.issuedByOurCA(signer)
+	er.RenewalFirst = !er.Renewal && ev.SignerCert != nil && csr.SameHeldName(csrReq.RawSubject, signer.RawSubject) && h.issuedByOurCA(signer)
 	res, err := h.svc.Enroll(ctx, er)
 	if err != nil {
 		return nil, err
@@ -147,7 +147,9 @@ func (h *Handler) checkRekeySigner(ctx context.Context, signer *x509.Certificate
 		}
 		return pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and the signer is not a certificate this CA issued")
 	}
-	if !csr.SameName(csrReq.RawSubject, signer.RawSubject) {
+	// Its own subject as a renewal compares it (RFC 5280 §7.1: CN in any
+	// case), so that a renewal it signs is judged by the service.
+	if !csr.SameHeldName(csrReq.RawSubject, signer.RawSubject) {
 		return pki.Errorf(pki.EBadRequest, "the signer certificate's key differs from the request's key, and its subject differs from the request's: a certificate of ours signs only a request for its own subject")
 	}
 	var grace time.Duration
