@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,10 +97,15 @@ func TestRefusedLoginsAreAudited(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != step.status {
 			t.Fatalf("step %d: status %d, want %d", i, resp.StatusCode, step.status)
+		}
+		// r138: the person locked out is told when to try again.
+		if wait := resp.Header.Get("Retry-After"); step.status == http.StatusTooManyRequests &&
+			!strings.Contains(string(body), "try again in "+pki.ShortDuration(time.Duration(atoi(t, wait))*time.Second)) {
+			t.Errorf("step %d: the 429 says %q, Retry-After %s", i, body, wait)
 		}
 		got := auditEvents(t, st)[len(before):]
 		if len(got) != len(step.events) {
@@ -169,4 +175,13 @@ func TestRefusedLoginUnrecordedAnswersTheSame(t *testing.T) {
 	if f.m.count() != 0 {
 		t.Fatal("a challenge was minted")
 	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("Retry-After %q: %v", s, err)
+	}
+	return n
 }

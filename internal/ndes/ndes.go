@@ -427,8 +427,11 @@ func unauthorized(w http.ResponseWriter) {
 // tooManyFailures answers a locked-out address: 429 and how long to wait,
 // in whole seconds rounded up.
 func tooManyFailures(w http.ResponseWriter, wait time.Duration) {
-	w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
-	http.Error(w, "429 too many failed logins from this address; try again later", http.StatusTooManyRequests)
+	seconds := int64((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.FormatInt(seconds, 10))
+	// The page is read by a person, who is told when, as the other
+	// lockouts tell (r138).
+	http.Error(w, "429 too many failed logins from this address; try again in "+pki.ShortDuration(time.Duration(seconds)*time.Second), http.StatusTooManyRequests)
 }
 
 // authorized compares user and password in constant time, also in their
