@@ -393,6 +393,18 @@ func storeRestore(ctx context.Context, e env, args []string) error {
 	}
 	trail := checkBackupTrail(ctx, tmp)
 	trailWarning := trail.warning(sf.dataDir)
+	if trail.headBroken != nil {
+		// serve does not start on such a trail and every change is
+		// refused, into a new data directory as over a database: a
+		// restore that put it in place would end in a dead end.
+		why := "'scepter serve' does not start on such a trail, and every change (an enrollment, a revocation) is refused, as each is recorded in it"
+		if _, err := os.Lstat(db); err == nil {
+			return fmt.Errorf("--in %s cannot be restored over %s: %s: %s, and what a restore carries forward from the database it replaces is recorded in it too; %s is unchanged: restore a backup whose audit trail verifies (one taken before; docs/deployment.md, Backups)",
+				in, db, trail.unchainable(), why, db)
+		}
+		return fmt.Errorf("--in %s cannot be restored into %s: %s: %s; nothing was restored: restore a backup whose audit trail verifies (one taken before; docs/deployment.md, Backups)",
+			in, sf.dataDir, trail.unchainable(), why)
+	}
 
 	kept := ""
 	if _, err := os.Stat(db); err == nil {
@@ -537,7 +549,8 @@ func latestSchema() int {
 // chain (or could not be checked: then uncheckable says why).
 type backupTrail struct {
 	problem     string
-	wiped       bool // no record at all, though the backup holds certificates
+	wiped       bool  // no record at all, though the backup holds certificates
+	headBroken  error // audit.HeadIntact's refusal: nothing can be chained to the trail
 	uncheckable error
 }
 
@@ -551,15 +564,23 @@ func checkBackupTrail(ctx context.Context, path string) backupTrail {
 		return backupTrail{uncheckable: err}
 	}
 	defer trail.Close()
+	// serve's own check at start: a trail it refuses is one no restore
+	// can put in place either.
+	var headBroken error
+	if err := audit.HeadIntact(ctx, trail); errors.Is(err, store.ErrAuditTampered) {
+		headBroken = err
+	} else if err != nil {
+		return backupTrail{uncheckable: err}
+	}
 	rep, err := audit.VerifyTrail(ctx, trail)
 	switch {
 	case err != nil:
-		return backupTrail{uncheckable: err}
+		return backupTrail{headBroken: headBroken, uncheckable: err}
 	case !rep.OK():
 		first, err := trail.AuditChain(ctx, 0, 1)
-		return backupTrail{problem: printable(rep.Problem.Error()), wiped: err == nil && len(first) == 0}
+		return backupTrail{problem: printable(rep.Problem.Error()), wiped: err == nil && len(first) == 0, headBroken: headBroken}
 	}
-	return backupTrail{}
+	return backupTrail{headBroken: headBroken}
 }
 
 // warning says what is wrong with the trail of a backup that is restored
@@ -580,6 +601,9 @@ func (b backupTrail) warning(dataDir string) string {
 // unchainable says what makes the backup's trail one that nothing can be
 // chained to.
 func (b backupTrail) unchainable() string {
+	if b.problem == "" && b.headBroken != nil {
+		return fmt.Sprintf("the backup's audit trail was changed outside scepter so that nothing can be chained to it (%s)", printable(b.headBroken.Error()))
+	}
 	if b.wiped {
 		return fmt.Sprintf("the backup's audit trail was wiped whole, changed outside scepter (%s)", b.problem)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -734,10 +735,8 @@ func TestStoreRestoreWarnsOfAChangedTrail(t *testing.T) {
 		{"intact", nil, ""},
 		{"record edited", []string{`UPDATE audit_events SET actor = 'cli:nobody' WHERE id = 2`}, "record 2 ("},
 		{"record removed", []string{`DELETE FROM audit_events WHERE id = 2`}, "record 2 is missing before it: removed"},
-		// Into a new data directory: over a database, what only moves
-		// forward is carried into the restored trail with its record,
-		// which a trail wiped whole takes no more (TestStoreRestoreOfAWipedTrail).
-		{"wiped", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, "the trail is empty, but the store holds certificates"},
+		// A trail nothing can be chained to is refused instead
+		// (TestStoreRestoreRefusesATrailNothingCanBeChainedTo).
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, _ := storeTestDir(t, "a1", "a2")
@@ -746,13 +745,6 @@ func TestStoreRestoreWarnsOfAChangedTrail(t *testing.T) {
 				t.Fatalf("store backup: %v\n%s", err, out)
 			}
 			tamperSQLite(t, bk, c.sql...)
-			if c.name == "wiped" {
-				for _, suffix := range []string{"", "-wal", "-shm"} {
-					if err := os.Remove(filepath.Join(dir, "scepter.db"+suffix)); err != nil && !os.IsNotExist(err) {
-						t.Fatal(err)
-					}
-				}
-			}
 			out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
 			if err != nil {
 				t.Fatalf("store restore: %v\n%s", err, out)
@@ -807,5 +799,81 @@ func TestStoreRestoreOfAWipedTrail(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(db + ".before-restore-*"); len(left) > 0 {
 		t.Errorf("a refused restore left %v beside the database it did not replace", left)
+	}
+}
+
+// A backup whose trail nothing can be chained to (wiped whole, a record
+// after its head, its head removed) is refused into a new data directory
+// as over a database: serve would not start on it and every change would
+// be refused, so a restore that put it in place and said "Next: start
+// scepter serve" led to a dead end. Nothing is written, and the refusal
+// says what is wrong with the backup and what to do (r141 D1).
+func TestStoreRestoreRefusesATrailNothingCanBeChainedTo(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		sql   []string
+		found string // what the refusal says of the trail
+	}{
+		{"wiped", []string{`DELETE FROM audit_events`, `DELETE FROM audit_head`}, "the backup's audit trail was wiped whole"},
+		{"record after the head", []string{`INSERT INTO audit_events (time, type, actor, outcome, reason) VALUES (0, 'certificate.revoked', 'x', 'success', 'x')`},
+			"nothing can be chained to it"},
+		{"head removed", []string{`DELETE FROM audit_head`}, "nothing can be chained to it"},
+	} {
+		for _, over := range []bool{false, true} {
+			name := c.name + "/into a new data directory"
+			if over {
+				name = c.name + "/over a database"
+			}
+			t.Run(name, func(t *testing.T) {
+				dir, _ := storeTestDir(t, "a1", "a2")
+				bk := filepath.Join(t.TempDir(), "bk.db")
+				if out, err := runCLI("store", "backup", "--data-dir", dir, "--out", bk); err != nil {
+					t.Fatalf("store backup: %v\n%s", err, out)
+				}
+				tamperSQLite(t, bk, c.sql...)
+				db := filepath.Join(dir, "scepter.db")
+				if !over {
+					for _, suffix := range []string{"", "-wal", "-shm"} {
+						if err := os.Remove(db + suffix); err != nil && !os.IsNotExist(err) {
+							t.Fatal(err)
+						}
+					}
+				}
+				out, err := runCLI("store", "restore", "--data-dir", dir, "--in", bk)
+				if err == nil {
+					t.Fatalf("store restore succeeded:\n%s", out)
+				}
+				var usage usageError
+				if errors.As(err, &usage) {
+					t.Errorf("store restore: a usage error (exit 2): %v", err)
+				}
+				wants := []string{"--in " + bk + " cannot be restored into " + dir + ": ", c.found,
+					"'scepter serve' does not start on such a trail", "nothing was restored: restore a backup whose audit trail verifies"}
+				if over {
+					wants = []string{"--in " + bk + " cannot be restored over " + db + ": ", c.found,
+						"'scepter serve' does not start on such a trail", db + " is unchanged: restore a backup whose audit trail verifies"}
+				}
+				for _, want := range wants {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("store restore: %v\nwant it to say %q", err, want)
+					}
+				}
+				for _, wrong := range []string{"restored all the same", "Next:", "Restored "} {
+					if strings.Contains(err.Error()+out, wrong) {
+						t.Errorf("store restore: %v\n%s\nwant it not to say %q", err, out, wrong)
+					}
+				}
+				left, _ := filepath.Glob(filepath.Join(dir, "*scepter.db*"))
+				if over {
+					if got := certStatuses(t, dir); !slices.Equal(got, []string{"a1 valid", "a2 valid"}) {
+						t.Errorf("the database after the refused restore: %v", got)
+					}
+					left, _ = filepath.Glob(filepath.Join(dir, "*scepter.db.*"))
+				}
+				if len(left) > 0 {
+					t.Errorf("the refused restore left %v in %s", left, dir)
+				}
+			})
+		}
 	}
 }
