@@ -167,8 +167,10 @@ func (s *Service) RecordServerCertificate(ctx context.Context, cert *x509.Certif
 // recorded as key.destroyed. An old one the inventory holds revoked
 // already is not revoked again; one it does not hold (issued through a
 // store since restored from an older copy) gets a certificate.recorded
-// note on replacement instead; one that is not ours (nil, or another CA's)
-// or has expired has nothing to revoke. revoked says whether old was
+// note on replacement instead; one whose issuing CA the root CRL lists is
+// revoked all the same (that CA is still loaded, and signs its CRLs); one
+// that is not ours (nil, or another CA's) or has expired has nothing to
+// revoke. revoked says whether old was
 // revoked here; the errors are joined, after all that could be done was.
 func (s *Service) RetireServerCertificate(ctx context.Context, old, replacement *x509.Certificate, key *pki.KeyDestruction, actor string) (revoked bool, err error) {
 	now := s.clock.Now()
@@ -177,12 +179,21 @@ func (s *Service) RetireServerCertificate(ctx context.Context, old, replacement 
 	if old != nil {
 		var ourErr error
 		issuer, ourErr = s.authority.IssuedByUs(old, now)
+		if errors.Is(ourErr, ca.ErrIssuerRevoked) {
+			// Its CA on the root CRL: relying parties refuse it already,
+			// but the inventory would go on listing as valid a
+			// certificate whose key is gone. That CA is still loaded,
+			// its key kept to sign the CRLs of what it issued.
+			if issuer = raSigner(s.authority.Issuers(), old); issuer != nil {
+				ourErr = nil
+			}
+		}
 		if ourErr == nil {
 			revoked, err = s.supersedeServerCertificate(ctx, issuer.ID, old, replacement, actor, now)
 			errs = append(errs, err)
 		} else {
-			// Expired, its CA revoked on the root CRL, or not ours:
-			// nothing to revoke; the key's CA is still named if ours.
+			// Expired, or not ours: nothing to revoke; the key's CA is
+			// still named if ours.
 			issuer = raSigner(s.authority.Issuers(), old)
 		}
 	}

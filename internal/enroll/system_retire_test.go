@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/scepter/scepter/internal/ca"
 	"github.com/scepter/scepter/internal/enroll"
 	"github.com/scepter/scepter/internal/keys"
 	"github.com/scepter/scepter/internal/pki"
@@ -44,6 +46,25 @@ func TestRetireServerCertificate(t *testing.T) {
 		{"not in the inventory", func(t *testing.T, _ *pkifixture.PKI, other *enroll.Service) *x509.Certificate {
 			return serverCertificate(t, other)
 		}, false, 0, true, true},
+		// Replaced because the root CRL lists its CA: relying parties
+		// refuse it already, but the inventory listed it as valid, its
+		// key gone (r141 D2).
+		{"its CA on the root CRL", func(t *testing.T, p *pkifixture.PKI, _ *enroll.Service) *x509.Certificate {
+			c := serverCertificate(t, p.Service)
+			oldIssuer := p.Issuer().ID
+			if _, _, err := ca.Rollover(p.Dir, ca.RolloverOptions{SwitchAt: p.Clock.Now().Add(time.Hour)}, p.Clock); err != nil {
+				t.Fatal(err)
+			}
+			p.Clock.Advance(2 * time.Hour)
+			if err := p.Authority.Reload(p.Clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			p.Authority.SetRevokedIssuers([]string{oldIssuer})
+			if p.Service.IssuedHere(c) {
+				t.Fatal("the certificate of a CA the root CRL lists counts as issued here")
+			}
+			return c
+		}, true, pki.ReasonSuperseded, false, true},
 		{"another CA's", func(t *testing.T, _ *pkifixture.PKI, _ *enroll.Service) *x509.Certificate {
 			c, _ := pkifixture.New(t, pkifixture.Options{}).Issue(t, "elsewhere")
 			return c
@@ -56,6 +77,7 @@ func TestRetireServerCertificate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			oldIssuer := p.Issuer().ID // old's, when ours (a rollover may follow)
 			old := tc.old(t, p, other)
 			next := serverCertificate(t, p.Service)
 			key := &pki.KeyDestruction{Role: pki.KeyRoleHTTPSServer, Where: "/data/tls/server.key", Public: old.PublicKey}
@@ -65,7 +87,7 @@ func TestRetireServerCertificate(t *testing.T) {
 				t.Fatalf("revoked %v, %v; want %v", revoked, err, tc.wantRevoked)
 			}
 			serial := old.SerialNumber.Text(16)
-			if rec, err := p.Store.Certificate(ctx, p.Issuer().ID, serial); err == nil && rec.RevokeReason != tc.wantReason {
+			if rec, err := p.Store.Certificate(ctx, oldIssuer, serial); err == nil && rec.RevokeReason != tc.wantReason {
 				t.Errorf("the old certificate is %s, reason %d; want reason %d", rec.Status, rec.RevokeReason, tc.wantReason)
 			}
 			if revs, err := p.Store.ListAudit(ctx, store.AuditFilter{Type: pki.EventRevoked, SerialHex: serial}); err != nil ||
@@ -85,7 +107,7 @@ func TestRetireServerCertificate(t *testing.T) {
 			}
 			wantIssuer := ""
 			if tc.wantIssuer {
-				wantIssuer = p.Issuer().ID
+				wantIssuer = oldIssuer
 			}
 			if len(destroyed) != 1 || destroyed[0].Actor != actor || destroyed[0].IssuerID != wantIssuer ||
 				!strings.Contains(destroyed[0].Detail, "HTTPS server key at /data/tls/server.key") {
