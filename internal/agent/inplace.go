@@ -34,7 +34,7 @@ func (SCEPRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) 
 // allows it for /cacerts too) would otherwise refuse the handshake, and
 // the check would never happen.
 func (ESTRenewer) CACerts(ctx context.Context, c *Certificate, r RenewRequest) ([]*x509.Certificate, error) {
-	return (&client.EST{URL: c.URL, Fingerprint: c.CAFingerprint, Certificate: clientPair(r), Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}).CACerts(ctx)
+	return (&client.EST{URL: c.URL, Fingerprint: c.CAFingerprint, Certificate: clientPair(r), ClientChain: chainFileCerts(c), Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}).CACerts(ctx)
 }
 
 // errNotOurs: the certificate in place was not issued under the pinned CA.

@@ -255,13 +255,32 @@ func clientPair(r RenewRequest) *tls.Certificate {
 	return pair
 }
 
+// chainFileCerts are the certificates in chain_path when it is a file of
+// its own, candidates for the client certificate's chain in the TLS
+// handshake (the client presents only those that chain it). One that
+// cannot be read adds none: /cacerts still may.
+func chainFileCerts(c *Certificate) []*x509.Certificate {
+	if c == nil || c.ChainPath == "" || c.ChainPath == c.CertPath || c.ChainPath == c.KeyPath {
+		return nil
+	}
+	b, err := filetrust.ReadRegular(c.ChainPath)
+	if err != nil {
+		return nil
+	}
+	certs, err := keys.ParseCertsPEM(b)
+	if err != nil {
+		return nil
+	}
+	return certs
+}
+
 // ESTRenewer renews over EST with simplereenroll, authenticated by the
 // current certificate as TLS client certificate.
 type ESTRenewer struct{}
 
 // Renew implements Renewer.
 func (ESTRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, error) {
-	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: clientPair(r), Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}
+	c := &client.EST{URL: r.Config.URL, Fingerprint: r.Config.CAFingerprint, Certificate: clientPair(r), ClientChain: chainFileCerts(r.Config), Now: r.Now, Warnf: r.Warnf, URLFromConfig: true}
 	// CSR attributes are advice (RFC 7030 §4.5): without them the renewal
 	// goes on as it would for a server that asks for nothing; a server
 	// that cannot be reached is not asked again.

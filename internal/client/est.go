@@ -49,8 +49,13 @@ type EST struct {
 	// them; empty, that error is Go's.
 	RootsFile string
 	// Certificate authenticates the client in the TLS handshake
-	// (re-enrollment, or a manufacturer certificate).
+	// (re-enrollment, or a manufacturer certificate). The CA certificates
+	// after its own, those of ClientChain and those /cacerts sends that
+	// chain it are presented with it; others are left out.
 	Certificate *tls.Certificate
+	// ClientChain are more candidates for Certificate's chain (the
+	// agent's chain_path).
+	ClientChain []*x509.Certificate
 	// User and Password are sent as HTTP Basic when User or Password is set.
 	User, Password string
 	// MinVersion and MaxVersion bound TLS (zero: 1.2 to 1.3).
@@ -78,6 +83,10 @@ type EST struct {
 	// certificates' intermediates to help (a server that leaves its
 	// intermediate out of the handshake passes the bootstrap by them).
 	booted *bootTrust
+
+	chainMu   sync.Mutex
+	serverCAs []*x509.Certificate // /cacerts, once fetched, for the client chain
+	presented *tls.Certificate    // the client certificate as presented, once settled
 }
 
 // bootTrust is what a bootstrap from a fingerprint established.
@@ -241,7 +250,7 @@ func (c *EST) parseURL() (*url.URL, error) {
 
 // tlsConfig is the connection's TLS configuration; with no roots and a
 // fingerprint it verifies nothing, and the caller checks the chain itself.
-func (c *EST) tlsConfig() *tls.Config {
+func (c *EST) tlsConfig(st *connState, present bool) *tls.Config {
 	cfg := &tls.Config{
 		ServerName: c.host,
 		RootCAs:    c.Roots,
@@ -253,9 +262,13 @@ func (c *EST) tlsConfig() *tls.Config {
 	if cfg.MinVersion == 0 {
 		cfg.MinVersion = tls.VersionTLS12
 	}
-	if c.Certificate != nil {
-		cert := c.Certificate
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		st.requested = true
+		if c.Certificate == nil || !present {
+			return &tls.Certificate{}, nil // none
+		}
+		st.sent = c.presentedPair()
+		return st.sent, nil
 	}
 	if c.Roots == nil && c.Fingerprint != "" {
 		cfg.InsecureSkipVerify = true // checked against the fingerprinted CA by bootstrap
@@ -275,6 +288,7 @@ func (c *EST) tlsConfig() *tls.Config {
 // conn is one TLS connection carrying one request.
 type conn struct {
 	tls      *tls.Conn
+	state    *connState
 	binding  []byte
 	deadline time.Time
 }
@@ -314,6 +328,12 @@ func (c *EST) stepError(ctx context.Context, step string, err error) error {
 // with errors of their own: a server that accepts the connection and then
 // stalls is not one that cannot be reached.
 func (c *EST) dial(ctx context.Context) (*conn, error) {
+	return c.dialAs(ctx, true)
+}
+
+// dialAs is dial, presenting the client certificate (when there is one)
+// only when present is set.
+func (c *EST) dialAs(ctx context.Context, present bool) (*conn, error) {
 	base, err := c.parseURL()
 	if err != nil {
 		return nil, err
@@ -325,10 +345,11 @@ func (c *EST) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, c.stepError(ctx, "connecting to "+base.Host, err)
 	}
-	tc := tls.Client(nc, c.tlsConfig())
+	st := &connState{}
+	tc := tls.Client(nc, c.tlsConfig(st, present))
 	if err := tc.HandshakeContext(stepCtx); err != nil {
 		nc.Close()
-		return nil, c.stepError(ctx, "TLS handshake with "+base.Host, c.untrusted(err))
+		return nil, c.stepError(ctx, "TLS handshake with "+base.Host, c.explainAlert(st, c.untrusted(err)))
 	}
 	tc.SetDeadline(deadline)
 	binding, err := est.ChannelBinding(tc.ConnectionState())
@@ -336,7 +357,7 @@ func (c *EST) dial(ctx context.Context) (*conn, error) {
 		tc.Close()
 		return nil, err
 	}
-	return &conn{tls: tc, binding: binding, deadline: deadline}, nil
+	return &conn{tls: tc, state: st, binding: binding, deadline: deadline}, nil
 }
 
 // untrusted adds the ways out to a handshake's err when the server's
@@ -444,7 +465,7 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 	stop := context.AfterFunc(ctx, func() { cn.tls.SetDeadline(time.Now()) })
 	defer stop()
 	if err := req.Write(cn.tls); err != nil {
-		return nil, c.stepError(ctx, method+" "+op, err)
+		return nil, c.stepError(ctx, method+" "+op, c.explainAlert(cn.state, err))
 	}
 	// http.ReadResponse bounds no header: a server could send them
 	// without end. All of a reply may take maxReplyBytes.
@@ -457,7 +478,7 @@ func (c *EST) do(ctx context.Context, cn *conn, method, op string, body []byte) 
 			if limited.N <= 0 {
 				return nil, fmt.Errorf("%s %s: the reply's headers are larger than %d bytes", method, op, maxReplyBytes)
 			}
-			return nil, c.stepError(ctx, method+" "+op, err)
+			return nil, c.stepError(ctx, method+" "+op, c.explainAlert(cn.state, err))
 		}
 		// An interim answer (100 Continue, 103 Early Hints) precedes the
 		// real one, asked for or not (RFC 9110 section 15.2); all of them
@@ -488,6 +509,7 @@ func (c *EST) exchange(ctx context.Context, method, op string, body []byte) (*re
 	if err := c.bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	c.fetchChainCAs(ctx)
 	cn, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -517,15 +539,19 @@ func (c *EST) bootstrap(ctx context.Context) error {
 	if c.Roots != nil || c.Fingerprint == "" {
 		return nil
 	}
-	cn, err := c.dial(ctx)
+	// /cacerts needs no client certificate (RFC 7030 §4.1.1): one whose
+	// chain is not known yet is not presented, lest a server that trusts
+	// only the root refuse it; a server that requires one gets it.
+	withCert := !c.needsServerCAs()
+	cn, certs, err := c.bootstrapFetch(ctx, withCert)
+	var refused *ClientCertRefusedError
+	if !withCert && errors.As(err, &refused) {
+		cn, certs, err = c.bootstrapFetch(ctx, true)
+	}
 	if err != nil {
 		return err
 	}
 	defer cn.tls.Close()
-	certs, err := c.fetchCACerts(ctx, cn)
-	if err != nil {
-		return err
-	}
 	// The pinned certificate is the only trust anchor; of the rest only
 	// what chains to it may help the server's certificate chain (another
 	// self-signed CA sent along would otherwise become an anchor too).
@@ -541,7 +567,23 @@ func (c *EST) bootstrap(ctx context.Context) error {
 	}
 	c.Roots = roots
 	c.booted = &bootTrust{anchors: roots, inter: inter, cas: certs}
+	c.learnServerCAs(certs)
 	return nil
+}
+
+// bootstrapFetch is the bootstrap's connection and the /cacerts fetched
+// on it.
+func (c *EST) bootstrapFetch(ctx context.Context, withCert bool) (*conn, []*x509.Certificate, error) {
+	cn, err := c.dialAs(ctx, withCert)
+	if err != nil {
+		return nil, nil, err
+	}
+	certs, err := c.fetchCACerts(ctx, cn)
+	if err != nil {
+		cn.tls.Close()
+		return nil, nil, err
+	}
+	return cn, certs, nil
 }
 
 func (c *EST) fetchCACerts(ctx context.Context, cn *conn) ([]*x509.Certificate, error) {
@@ -1079,6 +1121,7 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 	if err := c.bootstrap(ctx); err != nil {
 		return nil, err
 	}
+	c.fetchChainCAs(ctx)
 	// Real time, as the waits below are: c.now may be a test's clock.
 	started := time.Now()
 	deadline := started.Add(r.MaxWait)
