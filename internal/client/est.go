@@ -1137,9 +1137,11 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 			// A 503 (or 429) with Retry-After (RFC 7030 §4.2.3): the
 			// server is there and asks to be asked later, as a 202 does;
 			// within MaxWait the client does, a bare one ends the run.
+			// A wait beyond the time left is not cut short: the client
+			// MUST wait at least Retry-After (RFC 7030 §4.2.3).
 			left := time.Until(deadline)
-			if left <= 0 {
-				return nil, maxWaitSpent(err, r.MaxWait, busy)
+			if busy > left {
+				return nil, maxWaitSpent(err, r.MaxWait, busy, c.now())
 			}
 			wait := min(max(busy, r.PollInterval), left)
 			c.warnf("%v; asking again in %s", err, wait.Round(time.Second))
@@ -1161,11 +1163,15 @@ func (c *EST) Enroll(ctx context.Context, r ESTRequest) (*ESTResult, error) {
 		}
 		held = true
 		// The server's Retry-After, or the poll interval when longer, cut
-		// to the time left: a wait longer than MaxWait still asks once
-		// more, at the deadline.
+		// to the time left; a Retry-After longer than the time left ends
+		// the wait at once, as the client MUST wait at least that long
+		// before asking again (RFC 7030 §4.2.3).
 		left := time.Until(deadline)
 		if r.MaxWait <= 0 || left <= 0 {
 			return nil, &PendingError{RetryAfter: retry, Waited: max(r.MaxWait, 0)}
+		}
+		if retry > left {
+			return nil, &PendingError{RetryAfter: retry, Waited: time.Since(started).Round(time.Second), AskAgainAt: c.now().Add(retry)}
 		}
 		wait := min(max(retry, r.PollInterval), left)
 		c.warnf("the request is held for approval; asking again in %s", wait.Round(time.Second))
@@ -1260,12 +1266,20 @@ func parseRetryAfter(h string, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// maxWaitSpent is err, the 503 or 429 a client asked again about until
-// its MaxWait ran out, with both waits named: the one the client was
-// given and the one the server asked for, where it ended with the bare
-// answer (r134).
-func maxWaitSpent(err error, maxWait, retryAfter time.Duration) error {
-	return fmt.Errorf("%w; gave up asking again: --max-wait %s ran out (the server's last answer asked to wait %s more)", err, pki.ShortDuration(maxWait), pki.ShortDuration(retryAfter))
+// maxWaitSpent is err, a 503 or 429 whose Retry-After goes beyond the
+// time left of maxWait, with both waits named and when the server asked
+// to be asked again: the client does not ask earlier (RFC 7030 §4.2.3:
+// it MUST wait at least Retry-After), where it cut the wait to the time
+// left (r144 D2).
+func maxWaitSpent(err error, maxWait, retryAfter time.Duration, now time.Time) error {
+	return fmt.Errorf("%w; not asked again within --max-wait %s: the server asked to wait %s, until %s (a client must not ask earlier, RFC 7030 section 4.2.3); running the same command then asks again",
+		err, pki.ShortDuration(maxWait), pki.ShortDuration(retryAfter), AskAgainTime(now.Add(retryAfter)))
+}
+
+// AskAgainTime writes when a server asked to be asked again, in UTC to
+// the second.
+func AskAgainTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
 // unavailableFor is the wait a 503 or 429 with Retry-After asked for

@@ -160,6 +160,10 @@ type PendingError struct {
 	// Waited is how long the client kept asking (its MaxWait, spent),
 	// zero when it was not asked to wait.
 	Waited time.Duration
+	// AskAgainAt, when set, is when the server asked to be asked again:
+	// beyond MaxWait, so the client stopped rather than ask earlier (RFC
+	// 7030 §4.2.3).
+	AskAgainAt time.Time
 	// Stopped is why the wait ended before MaxWait (the context's error:
 	// the process was told to stop), nil when it did not: the request is
 	// still held at the server, as after a wait that ran out.
@@ -189,6 +193,10 @@ func (e *PendingError) Error() string {
 		// Why it stopped (context.Canceled, in Go's words) tells the
 		// user nothing: they stopped it. Unwrap still gives it.
 		return what + " is pending manual approval (waiting for it was stopped)"
+	}
+	if !e.AskAgainAt.IsZero() {
+		return fmt.Sprintf("%s is pending manual approval; the server asked to be asked again in %s, at %s, beyond --max-wait, and is not asked earlier (RFC 7030 section 4.2.3)",
+			what, pki.ShortDuration(e.RetryAfter), AskAgainTime(e.AskAgainAt))
 	}
 	return what + " is pending manual approval"
 }
@@ -910,7 +918,8 @@ func (c *SCEP) Enroll(ctx context.Context, r EnrollRequest) (*x509.Certificate, 
 // err is a 503 or 429 with Retry-After and MaxWait leaves time: then it
 // waits, as for a PENDING, the longer of Retry-After and PollInterval,
 // cut to the time left before deadline, and asks again (again), until
-// another answer comes or no time is left (the last 503 is returned). A
+// another answer comes or the Retry-After goes beyond the time left (the
+// last 503 is returned, naming when to ask again: it is not asked early). A
 // bare 503 ends it at once. held says the server held the request before:
 // stopped while waiting, the request stays held (a *PendingError).
 func (x *exchange) whileUnavailable(ctx context.Context, deadline time.Time, held bool, rep *scep.PKIMessage, err error, again func() (*scep.PKIMessage, error)) (*scep.PKIMessage, error) {
@@ -920,8 +929,8 @@ func (x *exchange) whileUnavailable(ctx context.Context, deadline time.Time, hel
 			return rep, err
 		}
 		left := time.Until(deadline)
-		if left <= 0 {
-			return nil, maxWaitSpent(err, x.r.MaxWait, busy)
+		if busy > left {
+			return nil, maxWaitSpent(err, x.r.MaxWait, busy, x.c.now())
 		}
 		wait := min(max(busy, x.r.PollInterval), left)
 		x.c.warnf("%v; asking again in %s", err, wait.Round(time.Second))
