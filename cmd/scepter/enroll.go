@@ -180,7 +180,7 @@ func (f *clientFlags) connect(ctx context.Context, e env) (*client.SCEP, client.
 	// Only certificates that chain to the pinned CA (without a pin, to a
 	// self-signed one sent along) are encrypted to and believed.
 	if caCerts, err = client.TrustedCACerts(caCerts, f.fingerprint, pki.SystemClock{}.Now()); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, client.WithTrustNaming(err, f.trustNaming())
 	}
 	if f.fingerprint == "" && !strings.HasPrefix(strings.ToLower(f.serverURL), "https://") {
 		// Over plain HTTP nothing vouches for the CA that answered: the
@@ -212,6 +212,7 @@ func (f *clientFlags) currentCACerts(ctx context.Context, e env, c *client.SCEP,
 	fresh, err := c.GetCACert(ctx)
 	if err == nil {
 		fresh, err = client.TrustedCACerts(fresh, f.fingerprint, pki.SystemClock{}.Now())
+		err = client.WithTrustNaming(err, f.trustNaming())
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "warning: the certificate's issuer %s is none of the CA certificates read before the request; reading them again: %s\n",
@@ -690,4 +691,13 @@ func textSuffix(s string) string {
 func flagGiven(fs *flag.FlagSet, name string) bool {
 	f := fs.Lookup(name)
 	return f != nil && f.Value.String() != f.DefValue
+}
+
+// trustNaming is how the command names its trust flags in advice: getcrl
+// takes no --cacert.
+func (f *clientFlags) trustNaming() client.TrustNaming {
+	if f.noCACertFlag {
+		return client.NamingNoCACert
+	}
+	return client.NamingFlags
 }

@@ -83,7 +83,7 @@ func (a *Agent) checkInPlace(ctx context.Context, c *Certificate, l *layout, p *
 			return nil
 		}
 		all := append(local, client.WithIssuer(fctx, p.cert, cas, c.CAFingerprint)...)
-		if err := client.CheckFingerprint(all, c.CAFingerprint); err != nil {
+		if err := client.WithTrustNaming(client.CheckFingerprint(all, c.CAFingerprint), client.NamingAgent); err != nil {
 			// The server's trouble (or the pin's), which its renewal
 			// reports; it says nothing of the certificate in place.
 			log.Warn("cannot check that the certificate in place chains to the pinned CA", "err", err)

@@ -175,7 +175,7 @@ func (SCEPRenewer) Renew(ctx context.Context, r RenewRequest) (*RenewResult, err
 	}
 	// Only an RA that chains to the pinned CA is encrypted to and believed.
 	if caCerts, err = client.TrustedCACerts(caCerts, r.Config.CAFingerprint, r.Now()); err != nil {
-		return nil, err
+		return nil, client.WithTrustNaming(err, client.NamingAgent)
 	}
 	cert, err := SCEPRenew(ctx, c, SCEPRenewal{Old: r.Old, OldKey: r.OldKey, Key: r.Key, Caps: caps, CACerts: caCerts, Challenge: challenge, Sending: r.Sending})
 	if err != nil {

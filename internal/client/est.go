@@ -279,7 +279,7 @@ func (c *EST) tlsConfig(st *connState, present bool) *tls.Config {
 		// the only anchor, as for the bootstrap's connection.
 		cfg.InsecureSkipVerify = true
 		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-			return verifyPinnedPeer(cs, b.anchors, b.inter, b.cas, c.host, c.Fingerprint, c.now())
+			return WithTrustNaming(verifyPinnedPeer(cs, b.anchors, b.inter, b.cas, c.host, c.Fingerprint, c.now()), c.trustNaming())
 		}
 	}
 	return cfg
@@ -556,14 +556,14 @@ func (c *EST) bootstrap(ctx context.Context) error {
 	// what chains to it may help the server's certificate chain (another
 	// self-signed CA sent along would otherwise become an anchor too).
 	if certs, err = TrustedCACerts(certs, c.Fingerprint, c.now()); err != nil {
-		return err
+		return WithTrustNaming(err, c.trustNaming())
 	}
 	roots, inter, _, err := caPools(certs, c.Fingerprint)
 	if err != nil {
 		return err
 	}
 	if err := verifyPinnedPeer(cn.tls.ConnectionState(), roots, inter, certs, c.host, c.Fingerprint, c.now()); err != nil {
-		return err
+		return WithTrustNaming(err, c.trustNaming())
 	}
 	c.Roots = roots
 	c.booted = &bootTrust{anchors: roots, inter: inter, cas: certs}
@@ -636,7 +636,16 @@ func (c *EST) CACerts(ctx context.Context) ([]*x509.Certificate, error) {
 	}
 	// Pinned: only what chains to the pinned CA is handed on (to be
 	// written to a trust store, say).
-	return TrustedCACerts(certs, c.Fingerprint, c.now())
+	certs, err = TrustedCACerts(certs, c.Fingerprint, c.now())
+	return certs, WithTrustNaming(err, c.trustNaming())
+}
+
+// trustNaming is how this client's caller names its trust settings.
+func (c *EST) trustNaming() TrustNaming {
+	if c.URLFromConfig {
+		return NamingAgent
+	}
+	return NamingFlags
 }
 
 // CheckCACerts checks, before anything is asked with credentials or a

@@ -94,6 +94,17 @@ type SCEP struct {
 	capsUnsupported string
 }
 
+// trustNaming is how this client's caller names its trust settings.
+func (c *SCEP) trustNaming() TrustNaming {
+	switch {
+	case c.URLFromConfig:
+		return NamingAgent
+	case c.NoCACertFlag:
+		return NamingNoCACert
+	}
+	return NamingFlags
+}
+
 func (c *SCEP) now() time.Time {
 	if c.Now != nil {
 		return c.Now()
@@ -639,10 +650,12 @@ func CheckFingerprint(certs []*x509.Certificate, want string) error {
 type PinMismatchError struct {
 	Pin  string
 	Sent []*x509.Certificate
+	// Naming is how the caller's trust settings are named in the advice.
+	Naming TrustNaming
 }
 
 func (e *PinMismatchError) Error() string {
-	return fmt.Sprintf("no certificate from the server matches CA fingerprint %s: refusing to trust it%s", e.Pin, sentInstead(e.Sent, e.Pin))
+	return fmt.Sprintf("no certificate from the server matches CA fingerprint %s: refusing to trust it%s", e.Pin, sentInstead(e.Sent, e.Pin, e.Naming))
 }
 
 // maxCertsNamed bounds how many of a server's certificates an error names.
@@ -654,7 +667,7 @@ const maxCertsNamed = 6
 // root, as step-ca's GetCACert sends), that pinning it, or trusting that
 // root by --cacert, works: the pin is often the root's, printed by the
 // server at start, while the server sends only the CA below it.
-func sentInstead(certs []*x509.Certificate, pin string) string {
+func sentInstead(certs []*x509.Certificate, pin string, naming TrustNaming) string {
 	if len(certs) == 0 {
 		return ""
 	}
@@ -679,8 +692,15 @@ func sentInstead(certs []*x509.Certificate, pin string) string {
 	msg := "; the server sent " + strings.Join(sent, ", ")
 	if orphan != nil {
 		issuer := Printable(pki.Clip(orphan.Issuer.String(), 200))
-		msg += fmt.Sprintf("; if %s is the fingerprint of %s, pin the CA certificate the server sends instead (--ca-fingerprint %s: a pin need not be a root), or, over https, give --cacert with %s's certificate instead of --ca-fingerprint",
-			Printable(pki.Clip(pin, 100)), issuer, Fingerprint(orphan), issuer)
+		msg += fmt.Sprintf("; if %s is the fingerprint of %s, pin the CA certificate the server sends instead", Printable(pki.Clip(pin, 100)), issuer)
+		switch naming {
+		case NamingAgent:
+			msg += fmt.Sprintf(" (ca_fingerprint = %q in the agent's configuration: a pin need not be a root)", Fingerprint(orphan))
+		case NamingNoCACert:
+			msg += fmt.Sprintf(" (--ca-fingerprint %s: a pin need not be a root)", Fingerprint(orphan))
+		default:
+			msg += fmt.Sprintf(" (--ca-fingerprint %s: a pin need not be a root), or, over https, give --cacert with %s's certificate instead of --ca-fingerprint", Fingerprint(orphan), issuer)
+		}
 	}
 	return msg
 }

@@ -48,14 +48,14 @@ func (c *SCEP) pinnedTLS(ctx context.Context, u *url.URL) (*tls.Config, error) {
 	// Only the pinned CA is an anchor, and only what chains to it helps
 	// the server's certificate chain (TrustedCACerts).
 	if certs, err = TrustedCACerts(certs, c.Fingerprint, c.now()); err != nil {
-		return nil, err
+		return nil, WithTrustNaming(err, c.trustNaming())
 	}
 	anchors, inter, _, err := caPools(certs, c.Fingerprint)
 	if err != nil {
 		return nil, err
 	}
 	verify := func(cs tls.ConnectionState) error {
-		return verifyPinnedPeer(cs, anchors, inter, certs, u.Hostname(), c.Fingerprint, c.now())
+		return WithTrustNaming(verifyPinnedPeer(cs, anchors, inter, certs, u.Hostname(), c.Fingerprint, c.now()), c.trustNaming())
 	}
 	if err := verify(*resp.TLS); err != nil {
 		return nil, err
@@ -89,9 +89,7 @@ func verifyPinnedPeer(cs tls.ConnectionState, anchors, inter *x509.CertPool, cas
 	if err == nil || len(peers) > 1 || !errors.As(err, &unknown) || IssuerAmong(leaf, cas) != nil || bytes.Equal(leaf.RawIssuer, leaf.RawSubject) {
 		return err
 	}
-	issuer := Printable(pki.Clip(leaf.Issuer.String(), 200))
-	return fmt.Errorf("%w; the server sent no intermediate CA certificate in the TLS handshake, only its own, issued by %s, and none of the CA certificates it sent issued it: "+
-		"have the server send its chain (its certificate, then %s's), or give --cacert FILE holding %s and its root instead of --ca-fingerprint", err, issuer, issuer, issuer)
+	return &NoIntermediateError{Err: err, Issuer: Printable(pki.Clip(leaf.Issuer.String(), 200))}
 }
 
 // verifyPeer verifies a server's TLS certificate with opts, telling a
