@@ -456,7 +456,8 @@ func pendingHint(err error, key crypto.Signer, made bool, keyOut string, held *h
 	case pe.Stopped != nil:
 		waitHint = ""
 	case !pe.AskAgainAt.IsZero():
-		waitHint = "at or after " + client.AskAgainTime(pe.AskAgainAt) + ", when the server asked to be asked again"
+		// The error names that time already.
+		waitHint = "run it at or after that time, when the server asked to be asked again"
 	case pe.Waited > 0:
 		waitHint = fmt.Sprintf("it was still held after --max-wait %s", pe.Waited)
 	}
