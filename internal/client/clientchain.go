@@ -142,7 +142,7 @@ func (c *EST) fetchChainCAs(ctx context.Context) {
 	if !c.needsServerCAs() {
 		return
 	}
-	cn, err := c.dialAs(ctx, false)
+	cn, err := c.dialAs(ctx, false, &connState{})
 	if err != nil {
 		c.learnServerCAs([]*x509.Certificate{})
 		return

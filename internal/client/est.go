@@ -328,12 +328,13 @@ func (c *EST) stepError(ctx context.Context, step string, err error) error {
 // with errors of their own: a server that accepts the connection and then
 // stalls is not one that cannot be reached.
 func (c *EST) dial(ctx context.Context) (*conn, error) {
-	return c.dialAs(ctx, true)
+	return c.dialAs(ctx, true, &connState{})
 }
 
 // dialAs is dial, presenting the client certificate (when there is one)
-// only when present is set.
-func (c *EST) dialAs(ctx context.Context, present bool) (*conn, error) {
+// only when present is set; st records what the handshake did with it,
+// also when it fails.
+func (c *EST) dialAs(ctx context.Context, present bool, st *connState) (*conn, error) {
 	base, err := c.parseURL()
 	if err != nil {
 		return nil, err
@@ -345,7 +346,6 @@ func (c *EST) dialAs(ctx context.Context, present bool) (*conn, error) {
 	if err != nil {
 		return nil, c.stepError(ctx, "connecting to "+base.Host, err)
 	}
-	st := &connState{}
 	tc := tls.Client(nc, c.tlsConfig(st, present))
 	if err := tc.HandshakeContext(stepCtx); err != nil {
 		nc.Close()
@@ -543,10 +543,12 @@ func (c *EST) bootstrap(ctx context.Context) error {
 	// chain is not known yet is not presented, lest a server that trusts
 	// only the root refuse it; a server that requires one gets it.
 	withCert := !c.needsServerCAs()
-	cn, certs, err := c.bootstrapFetch(ctx, withCert)
-	var refused *ClientCertRefusedError
-	if !withCert && errors.As(err, &refused) {
-		cn, certs, err = c.bootstrapFetch(ctx, true)
+	st := &connState{}
+	cn, certs, err := c.bootstrapFetch(ctx, withCert, st)
+	if !withCert && err != nil && st.requested {
+		// Refused, by an alert or an HTTP answer (nginx's 400), by a
+		// server that asked for a certificate: it gets the one there is.
+		cn, certs, err = c.bootstrapFetch(ctx, true, &connState{})
 	}
 	if err != nil {
 		return err
@@ -573,8 +575,8 @@ func (c *EST) bootstrap(ctx context.Context) error {
 
 // bootstrapFetch is the bootstrap's connection and the /cacerts fetched
 // on it.
-func (c *EST) bootstrapFetch(ctx context.Context, withCert bool) (*conn, []*x509.Certificate, error) {
-	cn, err := c.dialAs(ctx, withCert)
+func (c *EST) bootstrapFetch(ctx context.Context, withCert bool, st *connState) (*conn, []*x509.Certificate, error) {
+	cn, err := c.dialAs(ctx, withCert, st)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -48,6 +48,7 @@ func TestESTClientCertificateChain(t *testing.T) {
 		auth        tls.ClientAuthType
 		trusts      *x509.Certificate // the server's only client CA
 		pinned      bool              // Fingerprint, else Roots
+		httpNeeds   bool              // a request without a certificate gets HTTP 400 (nginx's way)
 		cert        *tls.Certificate
 		clientChain []*x509.Certificate
 		want        string // in the error; "": success
@@ -63,6 +64,7 @@ func TestESTClientCertificateChain(t *testing.T) {
 		{name: "unrelated CAs in the file are not sent", auth: tls.RequireAndVerifyClientCert, trusts: root.cert, cert: pair(strangerIssuing.cert, stranger.cert, issuing.cert), wantSent: 2},
 		{name: "a server that trusts another CA", auth: tls.VerifyClientCertIfGiven, trusts: stranger.cert, cert: pair(),
 			want: "the server refused the TLS client certificate we sent (subject CN=client, issued by CN=issuing; followed by 2 CA certificate(s) of its chain): it does not trust the CA that issued it (remote error: tls: unknown certificate authority)"},
+		{name: "pinned, leaf alone, HTTP 400 without one", auth: tls.VerifyClientCertIfGiven, trusts: issuing.cert, httpNeeds: true, pinned: true, cert: pair(), wantSent: 3},
 		{name: "none given, one required", auth: tls.RequireAndVerifyClientCert, trusts: root.cert,
 			want: "the server requires a TLS client certificate and none was sent (remote error: tls: certificate required): give --cert FILE and --key FILE"},
 	} {
@@ -74,6 +76,9 @@ func TestESTClientCertificateChain(t *testing.T) {
 					mu.Lock()
 					sent = len(r.TLS.PeerCertificates)
 					mu.Unlock()
+				} else if tt.httpNeeds {
+					http.Error(w, "No required SSL certificate was sent", http.StatusBadRequest)
+					return
 				}
 				body, _ := cms.DegenerateCertificates([]*x509.Certificate{issuing.cert, root.cert})
 				w.Header().Set("Content-Type", est.ContentTypeCertsOnly)
