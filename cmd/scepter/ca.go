@@ -169,6 +169,10 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	if errors.Is(err, ca.ErrNoCA) {
 		return sf.noCA(err)
 	}
+	var optErr *ca.RolloverOptionError
+	if errors.As(err, &optErr) {
+		return rolloverOptionRefusal(optErr, switchAtS, switchIn, raMode, keyType)
+	}
 	if err != nil {
 		return rootKeyHint(err)
 	}
@@ -212,6 +216,31 @@ func cmdCARollover(ctx context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "Running servers announce the next CA once they reload it (a restart does); certificates of %s stay valid and revocable after the switch.\n", printable(cur.Cert.Subject.String()))
 	return nil
+}
+
+// rolloverOptionRefusal is a rollover option out of range as a usage
+// error (exit 2) naming the flag it came from, as every other value out
+// of range is; the option left at its default is named as such.
+func rolloverOptionRefusal(err *ca.RolloverOptionError, switchAtS string, switchIn positiveDuration, raMode, keyType string) error {
+	msg := strings.TrimPrefix(err.Error(), "ca: ")
+	switch err.Option {
+	case "SwitchAt":
+		switch {
+		case switchAtS != "":
+			return usageError{fmt.Sprintf("--switch-at %s: %s", switchAtS, msg)}
+		case switchIn != 0:
+			return usageError{fmt.Sprintf("--switch-in %s: %s", time.Duration(switchIn), msg)}
+		}
+		return usageError{fmt.Sprintf("%s (--switch-in defaults to %s; give --switch-at or a shorter --switch-in)", msg, defaultSwitchIn)}
+	case "RAMode":
+		switch {
+		case raMode != "":
+			return usageError{fmt.Sprintf("--scep-ra %s: %s", raMode, msg)}
+		case keyType != "":
+			return usageError{fmt.Sprintf("--key-type %s: %s (the current CA's RA mode is kept without --scep-ra)", keyType, msg)}
+		}
+	}
+	return err
 }
 
 // discardRollover is ca rollover --discard. The next CA's keys in a

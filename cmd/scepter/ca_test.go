@@ -167,8 +167,11 @@ func TestCAUsageErrors(t *testing.T) {
 		{[]string{"ca", "root"}, "usage: scepter ca root export", 2},
 		{[]string{"ca", "root", "import"}, "usage: scepter ca root export", 2},
 		{[]string{"ca", "root", "export"}, "--out is required", 2},
-		{[]string{"ca", "rollover", "--switch-at", "2020-01-01T00:00:00Z"}, "not in the future", 1},
-		{[]string{"ca", "rollover", "--key-type", "p256", "--scep-ra", "ca"}, "needs an RSA CA key", 1},
+		// Values out of range name their flag and exit 2, as their siblings do.
+		{[]string{"ca", "rollover", "--switch-at", "2020-01-01T00:00:00Z"}, "--switch-at 2020-01-01T00:00:00Z: the switch time 2020-01-01T00:00:00Z is not in the future", 2},
+		{[]string{"ca", "rollover", "--switch-at", "2999-01-01T00:00:00Z"}, "--switch-at 2999-01-01T00:00:00Z: the switch time 2999-01-01T00:00:00Z is after the current issuing CA expires", 2},
+		{[]string{"ca", "rollover", "--switch-in", "876000h"}, "--switch-in 876000h0m0s: the switch time", 2},
+		{[]string{"ca", "rollover", "--key-type", "p256", "--scep-ra", "ca"}, `--scep-ra ca: RA mode "ca" needs an RSA CA key`, 2},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -57,6 +57,17 @@ const (
 // no CA.
 var ErrNoCA = errors.New("ca: no CA in the data directory")
 
+// RolloverOptionError is a rollover refused for one of its options (a
+// switch time not ahead, an RA mode the key type cannot have): the
+// command line names its flag and calls it a usage error.
+type RolloverOptionError struct {
+	Option string // "SwitchAt", "RAMode"
+	Err    error
+}
+
+func (e *RolloverOptionError) Error() string { return e.Err.Error() }
+func (e *RolloverOptionError) Unwrap() error { return e.Err }
+
 // generationFiles are the files of one issuing generation and their modes;
 // key names the key (in a keys.Dir) that a key or reference file holds.
 var generationFiles = []struct {
@@ -194,7 +205,7 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (next *Issuer, 
 		return nil, nil, fmt.Errorf("ca: unknown RA mode %q (want %q or %q)", raMode, RAModeSeparate, RAModeCA)
 	}
 	if raMode == RAModeCA && !strings.HasPrefix(keyType, "rsa") {
-		return nil, nil, fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the next CA key type is %q; use RA mode %q or an RSA key type", RAModeCA, keyType, RAModeSeparate)
+		return nil, nil, &RolloverOptionError{"RAMode", fmt.Errorf("ca: RA mode %q needs an RSA CA key, but the next CA key type is %q; use RA mode %q or an RSA key type", RAModeCA, keyType, RAModeSeparate)}
 	}
 	issValidity, raValidity := opts.IssuingValidity, opts.RAValidity
 	if issValidity == 0 {
@@ -211,10 +222,10 @@ func Rollover(dir string, opts RolloverOptions, clock pki.Clock) (next *Issuer, 
 	case opts.SwitchAt.IsZero():
 		return nil, nil, errors.New("ca: a rollover needs a switch time")
 	case !switchAt.After(now):
-		return nil, nil, fmt.Errorf("ca: the switch time %s is not in the future", switchAt.Format(time.RFC3339))
+		return nil, nil, &RolloverOptionError{"SwitchAt", fmt.Errorf("ca: the switch time %s is not in the future", switchAt.Format(time.RFC3339))}
 	case !switchAt.Before(cur.Cert.NotAfter):
-		return nil, nil, fmt.Errorf("ca: the switch time %s is after the current issuing CA expires (%s); choose an earlier switch time",
-			switchAt.Format(time.RFC3339), cur.Cert.NotAfter.UTC().Format(time.RFC3339))
+		return nil, nil, &RolloverOptionError{"SwitchAt", fmt.Errorf("ca: the switch time %s is after the current issuing CA expires (%s); choose an earlier switch time",
+			switchAt.Format(time.RFC3339), cur.Cert.NotAfter.UTC().Format(time.RFC3339))}
 	}
 
 	rootKey, err := loadRootKey(caDir, a.Root, opts.RootKeyFile, opts.RootKeyPassphrase)
