@@ -119,6 +119,16 @@ func (s *Service) IssuedHere(cert *x509.Certificate) bool {
 	return err == nil
 }
 
+// IssuedByActive reports whether cert was issued by the issuing CA in
+// charge now (after a switch, the server's own certificate of an earlier
+// CA is replaced, for clients that pin the CA in charge).
+func (s *Service) IssuedByActive(cert *x509.Certificate) bool {
+	now := s.clock.Now()
+	iss, err := s.authority.IssuedByUs(cert, now)
+	active, _ := s.authority.Active(now)
+	return err == nil && active != nil && iss.ID == active.ID
+}
+
 // RecordRACertificates puts the SCEP RA certificates our issuing CAs
 // issued (current, next, previous) into the inventory, where they were
 // missing: OCSP answered "unknown" for them, which means "never issued

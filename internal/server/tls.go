@@ -70,6 +70,9 @@ func ParseTLSVersion(s string) (uint16, error) {
 type ServerCertIssuer interface {
 	IssueServerCertificate(ctx context.Context, key crypto.PublicKey, names []string) (*x509.Certificate, []*x509.Certificate, error)
 	IssuedHere(cert *x509.Certificate) bool
+	// IssuedByActive reports whether cert was issued by the issuing CA in
+	// charge now (not by one a rollover switched away from).
+	IssuedByActive(cert *x509.Certificate) bool
 	RevokedHere(ctx context.Context, cert *x509.Certificate) bool
 	// RetireServerCertificate revokes old (superseded by replacement)
 	// unless it is revoked already or not in the inventory, and records
@@ -112,7 +115,9 @@ func StaticCertificate(certFile, keyFile string) (*Certificate, error) {
 
 // ManagedCertificate loads the listener certificate kept in dir, or issues
 // one from our CA when there is none, it is not ours, it does not name
-// exactly names, or it is due for renewal. A certificate it replaces is
+// exactly names, or it is due for renewal; one issued by an issuing CA no
+// longer in charge (a rollover switched since) is replaced too, but kept
+// when that fails. A certificate it replaces is
 // retired (see retire), with actor ("system:<node>"; "" is "system") as
 // the audit events' actor.
 func ManagedCertificate(ctx context.Context, dir string, names []string, issuer ServerCertIssuer, actor string, clock pki.Clock, log *slog.Logger) (*Certificate, bool, error) {
@@ -132,7 +137,16 @@ func ManagedCertificate(ctx context.Context, dir string, names []string, issuer 
 	switch {
 	case err == nil && c.usable(ctx, pair.Leaf):
 		c.current.Store(&pair)
-		return c, false, nil
+		if c.issuer.IssuedByActive(pair.Leaf) {
+			return c, false, nil
+		}
+		// Issued before a CA switch: replaced from the CA in charge, and
+		// served meanwhile, so that a start never fails for it.
+		if err := c.followSwitch(ctx, pair.Leaf); err != nil {
+			log.Warn("the HTTPS certificate is kept for now; it is tried again every minute", "err", err)
+			return c, false, nil
+		}
+		return c, true, nil
 	case err == nil:
 		old = pair.Leaf
 	default:
@@ -297,17 +311,37 @@ func (c *Certificate) retire(ctx context.Context, old, next *x509.Certificate, k
 	}
 }
 
-// RenewIfDue replaces a managed certificate once it is due or revoked (a
-// configured one is left alone). The old one is served until the new one is in place.
+// RenewIfDue replaces a managed certificate once it is due or revoked, or
+// once the issuing CA in charge is another than the one that issued it (a
+// configured one is left alone). The old one is served until the new one
+// is in place.
 func (c *Certificate) RenewIfDue(ctx context.Context) error {
 	if c.issuer == nil {
 		return nil
 	}
 	leaf := c.Leaf()
 	if leaf != nil && c.usable(ctx, leaf) {
-		return nil
+		if c.issuer.IssuedByActive(leaf) {
+			return nil
+		}
+		return c.followSwitch(ctx, leaf)
 	}
 	return c.issue(ctx, leaf)
+}
+
+// followSwitch replaces leaf, issued by an issuing CA that a rollover
+// switched away from, with one of the CA in charge: a client pinning
+// that CA (which 'scepter ca show' lists as current) could not reach
+// the listener otherwise until leaf's own renewal, up to 60 days later.
+// leaf is retired as a renewal's is. Each node replaces its own once its
+// authority has the switch; one that has not keeps serving its own.
+func (c *Certificate) followSwitch(ctx context.Context, leaf *x509.Certificate) error {
+	c.log.Info("the HTTPS certificate was issued by an issuing CA no longer in charge; replacing it with one of the CA in charge",
+		"serial", pki.SerialText(leaf.SerialNumber), "issuer", leaf.Issuer.String())
+	if err := c.issue(ctx, leaf); err != nil {
+		return fmt.Errorf("replacing the HTTPS certificate of an earlier issuing CA: %w", err)
+	}
+	return nil
 }
 
 // Leaf is the certificate being served.
