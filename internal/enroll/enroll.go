@@ -14,6 +14,7 @@ package enroll
 import (
 	"context"
 	"crypto"
+	"crypto/subtle"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -539,6 +540,18 @@ func refusedRequest(err error) bool {
 	return code != pki.EInternal && code != pki.EUnavailable
 }
 
+// newChallengeForExpired: st, a request of the transaction of a held
+// request that expired undecided (st.expired), was authenticated by
+// another challenge than that request: a new request of the transaction,
+// held in its place.
+func newChallengeForExpired(st *State) bool {
+	var e *expiredRequest
+	if !errors.As(st.expired, &e) || st.ChallengeHash == nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(st.ChallengeHash, e.request.ChallengeHash) != 1
+}
+
 // enroll decides one request, noting its secret check in attempt for the
 // caller to settle once it knows which outcome the client is told.
 func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttempt) (*Result, error) {
@@ -636,6 +649,15 @@ func (s *Service) enroll(ctx context.Context, req Request, attempt *secretAttemp
 				"this one-time challenge password was used already, by a request for this key with other names; ask for a new one")
 		}
 		return s.sentAgain(ctx, st, again)
+	}
+	if st.expired != nil && !newChallengeForExpired(st) {
+		// The request that expired undecided, sent again with what
+		// authenticated it (the static challenge, a webhook's challenge,
+		// an EST user's password or client certificate): told so, as a
+		// SCEP resend with its used one-time challenge is, until the
+		// purge removes it. Held anew, it was filed as a second request
+		// with a fresh retention, which could repeat forever.
+		return nil, st.expired
 	}
 	if profile.RequireApproval {
 		if req.ServerKeyGen {

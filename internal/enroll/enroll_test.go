@@ -621,9 +621,18 @@ func TestHeldRequestRetention(t *testing.T) {
 		!strings.Contains(pki.ErrorMessage(err), "expired at") {
 		t.Errorf("polling an expired request: %v, want it said to have expired", err)
 	}
+	// Sent again with the same (static) challenge, it is the same
+	// request: told it expired until the purge removes it (r140 D2), then
+	// a new request.
+	if again, err := f.svc.Enroll(ctx, req); !enroll.RequestExpired(err) || pki.ErrorCode(err) != pki.EBadRequest {
+		t.Fatalf("the request sent again after its retention: %v %+v, want it told it expired", err, again)
+	}
+	if err := f.st.PurgeExpired(ctx, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
 	again, err := f.svc.Enroll(ctx, req)
 	if err != nil || again.Pending == nil || again.Pending.ID == res.Pending.ID {
-		t.Fatalf("a new request after retention: %v %+v", err, again)
+		t.Fatalf("a new request after the purge: %v %+v", err, again)
 	}
 }
 
