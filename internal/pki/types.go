@@ -66,8 +66,12 @@ type Certificate struct {
 	// RenewedFrom holds "issuerID:serialHex" of the certificate this one
 	// replaces, empty for a first enrollment.
 	RenewedFrom string
-	CreatedAt   time.Time
-	DER         []byte
+	// RenewedBy holds "issuerID:serialHex" of the newest certificate that
+	// renews this one (names it in RenewedFrom), empty for none. Only the
+	// inventory's lists (store.ListCertificates) fill it in.
+	RenewedBy string
+	CreatedAt time.Time
+	DER       []byte
 
 	// UnheldAt is when a hold on it was last lifted (zero: never): no
 	// OCSP answer about it is dated before then.

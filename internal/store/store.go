@@ -398,11 +398,25 @@ type CertFilter struct {
 	// IssuedAfter and IssuedBefore, when set, keep certificates recorded
 	// at IssuedAfter <= CreatedAt < IssuedBefore.
 	IssuedAfter, IssuedBefore time.Time
+	// Renewed, when set, keeps only the certificates that another
+	// certificate renews (RenewedYes) or only those none renews
+	// (RenewedNo: those still to renew).
+	Renewed RenewedFilter
 	// Limit bounds the page (default 100, maximum 1000).
 	Limit int
 	// Cursor is the opaque NextCursor of the previous page.
 	Cursor string
 }
+
+// RenewedFilter selects certificates by whether a renewal replaced them.
+type RenewedFilter string
+
+// The values of CertFilter.Renewed.
+const (
+	RenewedAny RenewedFilter = ""
+	RenewedYes RenewedFilter = "true"
+	RenewedNo  RenewedFilter = "false"
+)
 
 // Dashboard is what the console's first page shows, from counters the
 // store keeps with every change (no scan of the inventory).

@@ -39,6 +39,13 @@ func scanCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {
 	return c, id, err
 }
 
+// scanListedCert is scanCert for a row of sqlstore.ListCertColumns.
+func scanListedCert(sc sqlstore.Scanner) (pki.Certificate, int64, error) {
+	c, id, err := sqlstore.ScanListedCert(sc)
+	c.Issuer, c.Subject = decText(c.Issuer), decText(c.Subject)
+	return c, id, err
+}
+
 // ReserveSerial implements store.Store. A second reservation of the same
 // serial, concurrent or not, hits the primary key: ErrConflict. Its
 // transaction ends, as an issuance's does, with schemaCheckQuery (same
@@ -713,7 +720,7 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 	if err != nil {
 		return nil, "", pgError("postgres: list certificates: %w", err)
 	}
-	certs, ids, err := s.queryCerts(ctx, q, append([]any{s.listMode}, args...)...)
+	certs, ids, err := s.queryCertsWith(ctx, scanListedCert, q, append([]any{s.listMode}, args...)...)
 	if err != nil {
 		return nil, "", pgError("postgres: list certificates: %w", err)
 	}
@@ -767,6 +774,9 @@ func customPlanMode(cc *pgx.ConnConfig) pgx.QueryExecMode {
 func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorKind, err error) {
 	cur, err := sqlstore.ParseCursor(f.Cursor)
 	if err != nil {
+		return "", nil, 0, err
+	}
+	if err := sqlstore.CheckCertFilter(f); err != nil {
 		return "", nil, 0, err
 	}
 	a := sqlstore.Args{Numbered: true}
@@ -846,7 +856,7 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 	case sqlstore.CursorIssued:
 		orderBy = "created_at DESC, id DESC"
 	}
-	q = `SELECT ` + sqlstore.CertColumns + ` FROM certificates WHERE ` + strings.Join(where, " AND ") +
+	q = `SELECT ` + sqlstore.ListCertColumns("certificates") + ` FROM certificates WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)
 	return q, a.Values, order, nil
 
@@ -871,6 +881,11 @@ func valueMatch(term string, serial sqlstore.SerialMatch, a *sqlstore.Args) stri
 }
 
 func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Certificate, []int64, error) {
+	return s.queryCertsWith(ctx, scanCert, q, args...)
+}
+
+// queryCertsWith runs q and reads its rows with scan.
+func (s *Store) queryCertsWith(ctx context.Context, scan func(sqlstore.Scanner) (pki.Certificate, int64, error), q string, args ...any) ([]pki.Certificate, []int64, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, nil, err
@@ -881,7 +896,7 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 		ids   []int64
 	)
 	for rows.Next() {
-		c, id, err := scanCert(rows)
+		c, id, err := scan(rows)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -36,9 +36,13 @@ var planShiftCases = []struct {
 		store.CertFilter{Search: "device", Profile: "rare"},
 		store.CertFilter{Search: "device-1234.", Profile: "default"},
 		"certificates_search"},
+	// A profile alone no longer provokes the generic plan: each listed
+	// row's renewal (a subquery per row) makes a plan whose LIMIT is a
+	// parameter, guessed at a tenth of the rows, cost more than the
+	// custom one. A short term (no trigram lookup) under it still does.
 	{"profile",
-		store.CertFilter{Profile: "rare"},
-		store.CertFilter{Profile: "none-such"},
+		store.CertFilter{Profile: "rare", Search: "de"},
+		store.CertFilter{Profile: "none-such", Search: "de"},
 		"certificates_profile"},
 }
 
@@ -94,7 +98,7 @@ func TestSearchPlansStayCustom(t *testing.T) {
 				t.Fatalf("%d plans logged for one listing, want 1:\n%s", len(got), strings.Join(got, "\n"))
 			}
 			outline := planOutline(t, got[0])
-			if !strings.Contains(outline, " on "+c.index+"\n") {
+			if !strings.Contains(outline, " on "+c.index+"\n") && !strings.Contains(outline, " on "+c.index+" (filtered)\n") {
 				t.Errorf("the tenth listing does not read %s:\n%s", c.index, outline)
 			}
 		})

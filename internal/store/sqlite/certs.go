@@ -253,7 +253,11 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 			return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
 		}
 	}
-	certs, ids, err := s.queryCerts(ctx, q, args...)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
+	}
+	certs, ids, err := scanCertsWith(rows, sqlstore.ScanListedCert)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list certificates: %w", err)
 	}
@@ -275,6 +279,9 @@ func (s *Store) ListCertificates(ctx context.Context, f store.CertFilter) ([]pki
 func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorKind, err error) {
 	cur, err := sqlstore.ParseCursor(f.Cursor)
 	if err != nil {
+		return "", nil, 0, err
+	}
+	if err := sqlstore.CheckCertFilter(f); err != nil {
 		return "", nil, 0, err
 	}
 	order, term := sqlstore.CertOrder(f)
@@ -372,7 +379,7 @@ func listQuery(f store.CertFilter) (q string, args []any, order sqlstore.CursorK
 		}
 		where = append(where, valueMatch(term, serial, &a))
 	}
-	q = `SELECT ` + sqlstore.CertColumns + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
+	q = `SELECT ` + sqlstore.ListCertColumns("certificates") + ` FROM ` + from + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + orderBy + ` LIMIT ` + a.Add(sqlstore.PageLimit(f.Limit)+1)
 	return q, a.Values, order, nil
 }
@@ -407,13 +414,18 @@ func (s *Store) queryCerts(ctx context.Context, q string, args ...any) ([]pki.Ce
 
 // scanCerts reads rows of sqlstore.CertColumns, and closes them.
 func scanCerts(rows *sql.Rows) ([]pki.Certificate, []int64, error) {
+	return scanCertsWith(rows, sqlstore.ScanCert)
+}
+
+// scanCertsWith reads rows with scan, and closes them.
+func scanCertsWith(rows *sql.Rows, scan func(sqlstore.Scanner) (pki.Certificate, int64, error)) ([]pki.Certificate, []int64, error) {
 	defer rows.Close()
 	var (
 		certs []pki.Certificate
 		ids   []int64
 	)
 	for rows.Next() {
-		c, id, err := sqlstore.ScanCert(rows)
+		c, id, err := scan(rows)
 
 		if err != nil {
 			return nil, nil, err

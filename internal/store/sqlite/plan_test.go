@@ -113,6 +113,17 @@ func certFilters() []store.CertFilter {
 		// Serials as openssl prints them: the index finds them too.
 		{Search: "06d566"},
 		{Search: "06:d5:66", Cursor: sqlstore.Cursor{Kind: sqlstore.CursorNewest, ID: 500}.String()},
+		// Renewed or not, alone, with the expiry window (the certificates
+		// still to renew), with the issuance window and with a search.
+		{Renewed: store.RenewedNo},
+		{Renewed: store.RenewedYes, Cursor: sqlstore.Cursor{Kind: sqlstore.CursorNewest, ID: 500}.String()},
+		{Renewed: store.RenewedNo, Status: pki.StatusValid, NotAfterAfter: now, NotAfterBefore: now.Add(30 * 24 * time.Hour)},
+		{Renewed: store.RenewedNo, NotAfterAfter: now, NotAfterBefore: now.Add(30 * 24 * time.Hour),
+			Cursor: sqlstore.Cursor{Kind: sqlstore.CursorExpiry, Time: now.UnixMicro(), ID: 500}.String()},
+		{Renewed: store.RenewedYes, Profile: "default", NotAfterAfter: now, NotAfterBefore: now.Add(30 * 24 * time.Hour)},
+		{Renewed: store.RenewedNo, IssuedAfter: now.Add(-24 * time.Hour), IssuedBefore: now},
+		{Renewed: store.RenewedNo, Search: "device-42"},
+		{Renewed: store.RenewedNo, Search: "acme", Status: pki.StatusValid},
 	} {
 		out = append(out, f)
 	}
@@ -139,6 +150,12 @@ func TestQueryPlans(t *testing.T) {
 				t.Fatal(err)
 			}
 			check(t, s, fmt.Sprintf("ListCertificates %+v", f), q, args)
+			// Each row's renewal (and the renewed filter) is a search of
+			// the partial index of renewals, never a walk of another.
+			plan := queryPlan(t, s, q, args...)
+			if got, want := strings.Count(plan, "INDEX certificates_renewed_from (renewed_from=?)"), 1+min(len(f.Renewed), 1); got != want {
+				t.Errorf("ListCertificates %+v: %d searches of certificates_renewed_from, want %d\nplan:\n%s", f, got, want, plan)
+			}
 		}
 		for _, f := range []store.AuditFilter{{}, {Type: "x"}, {SerialHex: "01"}, {Type: "x", SerialHex: "01"}, {BeforeID: 9, Type: "x"}} {
 			var a sqlstore.Args

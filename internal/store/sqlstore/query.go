@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -140,7 +141,21 @@ func CertFilterWhere(where []string, f store.CertFilter, a *Args, prefix string)
 	if !f.IssuedBefore.IsZero() {
 		where = append(where, "created_at < "+a.Add(Micros(f.IssuedBefore)))
 	}
+	if renewed := RenewedWhere(f.Renewed, "certificates"); renewed != "" {
+		// A search of certificates_renewed_from per row read: the
+		// order's index still drives the read.
+		where = append(where, renewed)
+	}
 	return where
+}
+
+// CheckCertFilter refuses a filter no listing answers.
+func CheckCertFilter(f store.CertFilter) error {
+	switch f.Renewed {
+	case store.RenewedAny, store.RenewedYes, store.RenewedNo:
+		return nil
+	}
+	return fmt.Errorf("renewed filter %q: want %q, %q or none", string(f.Renewed), store.RenewedYes, store.RenewedNo)
 }
 
 // ExpiringQuery is the page query of ExpiringCertificates after cur (an

@@ -89,6 +89,54 @@ func ScanNotifyCert(sc Scanner, extra ...any) (pki.Certificate, int64, error) {
 // renewed_from is not empty.
 const RenewedClause = `EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = c.issuer_id || ':' || c.serial_hex AND r.renewed_from <> '')`
 
+// renewedBy is true when another certificate names the row of table in
+// renewed_from, as RenewedClause is for c.
+func renewedBy(table string) string {
+	return `EXISTS (SELECT 1 FROM certificates r WHERE r.renewed_from = ` + table + `.issuer_id || ':' || ` + table +
+		`.serial_hex AND r.renewed_from <> '')`
+}
+
+// ListCertColumns is the select list ScanListedCert reads: CertColumns,
+// then the newest renewal's "issuerID:serialHex" (empty for none), an index
+// search on certificates_renewed_from per row listed, in the page's one
+// query. table names the certificates table in the query's FROM.
+func ListCertColumns(table string) string {
+	return CertColumns + `,
+	COALESCE((SELECT r.issuer_id || ':' || r.serial_hex FROM certificates r
+		WHERE r.renewed_from = ` + table + `.issuer_id || ':' || ` + table + `.serial_hex AND r.renewed_from <> ''
+		ORDER BY r.id DESC LIMIT 1), '')`
+}
+
+// ScanListedCert reads one ListCertColumns row.
+func ScanListedCert(sc Scanner) (pki.Certificate, int64, error) {
+	var renewedBy string
+	c, id, err := ScanCert(extraScanner{sc, []any{&renewedBy}})
+	c.RenewedBy = renewedBy
+	return c, id, err
+}
+
+// extraScanner scans extra destinations after those of its caller.
+type extraScanner struct {
+	Scanner
+	extra []any
+}
+
+func (e extraScanner) Scan(dest ...any) error {
+	return e.Scanner.Scan(append(dest, e.extra...)...)
+}
+
+// RenewedWhere is the condition of f.Renewed on the row of table, "" for
+// none.
+func RenewedWhere(f store.RenewedFilter, table string) string {
+	switch f {
+	case store.RenewedYes:
+		return renewedBy(table)
+	case store.RenewedNo:
+		return `NOT ` + renewedBy(table)
+	}
+	return ""
+}
+
 // NotificationColumns is the select list ScanNotification reads.
 const NotificationColumns = `issuer_id, serial_hex, threshold, channel, status, attempts, next_attempt_at,
 	claimed_by, claimed_until, last_error, created_at, sent_at, accepted, refused`

@@ -91,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchSerialAsPrinted", testSearchSerialAsPrinted},
 		{"SearchMatchesValues", testSearchMatchesValues},
 		{"RenewalsOf", testRenewalsOf},
+		{"ListRenewed", testListRenewed},
 		{"Dashboard", testDashboard},
 		{"DashboardCountsCertificates", testDashboardCountsCertificates},
 		{"DashboardExactAtNow", testDashboardExactAtNow},
