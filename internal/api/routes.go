@@ -65,6 +65,7 @@ func (h *Handler) table() []route {
 		{"q", "string", "subject, SAN or serial substring (3 characters or more use the index); RFC 4514 escapes are optional: `Doe, John` and `Doe\\, John` both find CN=Doe\\, John"},
 		{"expiring_within", "string", "only unexpired certificates expiring within this time (30d, 12h; at most 36500d), by expiry; valid ones unless status=revoked is given"},
 		{"issued_after", "string", "RFC 3339 time"}, {"issued_before", "string", "RFC 3339 time"},
+		{"renewed", "string", "false: leave out the certificates a renewal replaced (another certificate names them in renewed_from), as with expiring_within for those still to renew; true: only those. Every item says whether it was renewed, and by which certificate"},
 		pLimit, pCursor,
 	}
 	return []route{
@@ -168,8 +169,27 @@ func nonNil[T any](s []T) []T {
 
 // CertificatePage is one page of a list.
 type CertificatePage struct {
-	Items      []Certificate `json:"items"`
-	NextCursor string        `json:"next_cursor"`
+	Items      []ListedCertificate `json:"items"`
+	NextCursor string              `json:"next_cursor"`
+}
+
+// ListedCertificate is a certificate in a list, with whether a renewal
+// replaced it: another certificate names it in renewed_from. The renewal
+// named is the newest; the certificate's page lists them all.
+type ListedCertificate struct {
+	Certificate
+	Renewed         bool   `json:"renewed"`
+	RenewalSerial   string `json:"renewal_serial"`
+	RenewalIssuerID string `json:"renewal_issuer_id"`
+}
+
+func listedJSON(c *pki.Certificate, now time.Time) ListedCertificate {
+	out := ListedCertificate{Certificate: certJSON(c, now)}
+	if c.RenewedBy != "" {
+		out.Renewed = true
+		out.RenewalIssuerID, out.RenewalSerial, _ = strings.Cut(c.RenewedBy, ":")
+	}
+	return out
 }
 
 // CertificateDetail is one certificate and what surrounds it.
@@ -226,7 +246,7 @@ func (h *Handler) listCertificates(c *call) error {
 	q := c.q
 	cq := ops.CertQuery{Status: q.str("status"), Profile: q.str("profile"), IssuerID: q.str("issuer"), Protocol: q.str("protocol"),
 		Search: q.str("q"), ExpiringWithin: q.duration("expiring_within"), IssuedAfter: q.time("issued_after"),
-		IssuedBefore: q.time("issued_before"), Limit: q.int("limit", 100, 1, ops.MaxPage), Cursor: q.str("cursor")}
+		IssuedBefore: q.time("issued_before"), Renewed: q.str("renewed"), Limit: q.int("limit", 100, 1, ops.MaxPage), Cursor: q.str("cursor")}
 	if err := q.err(); err != nil {
 		return err
 	}
@@ -245,9 +265,9 @@ func (h *Handler) listCertificates(c *call) error {
 		return err
 	}
 	now := h.ops.Now()
-	page := CertificatePage{Items: []Certificate{}, NextCursor: next}
+	page := CertificatePage{Items: []ListedCertificate{}, NextCursor: next}
 	for i := range certs {
-		page.Items = append(page.Items, certJSON(&certs[i], now))
+		page.Items = append(page.Items, listedJSON(&certs[i], now))
 	}
 	httpjson.Write(c.w, http.StatusOK, page)
 	return nil

@@ -92,8 +92,11 @@ type CertQuery struct {
 	ExpiringWithin time.Duration
 	IssuedAfter    time.Time
 	IssuedBefore   time.Time
-	Limit          int
-	Cursor         string
+	// Renewed "false" keeps the certificates no renewal replaced (those
+	// still to renew), "true" only those a renewal replaced; "" both.
+	Renewed string
+	Limit   int
+	Cursor  string
 }
 
 // MaxPage bounds a page of any list.
@@ -124,6 +127,11 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 	// of "valid" is asked for later.
 	filter := []string{"certificates", q.Status, q.Profile, strings.ToLower(q.IssuerID), q.Protocol, q.Search,
 		q.ExpiringWithin.String(), filterTime(q.IssuedAfter), filterTime(q.IssuedBefore)}
+	if q.Renewed != "" {
+		// Only when given: a cursor of a listing without it, given
+		// before the filter existed, still reads.
+		filter = append(filter, "renewed="+q.Renewed)
+	}
 	cursor, err := unbindCursor(filter, q.Cursor)
 	if err != nil {
 		return nil, "", err
@@ -158,6 +166,13 @@ func (o *Ops) Certificates(ctx context.Context, p auth.Principal, q CertQuery) (
 	}
 	if !q.IssuedAfter.IsZero() && !q.IssuedBefore.IsZero() && !q.IssuedAfter.Before(q.IssuedBefore) {
 		return nil, "", pki.Errorf(pki.EBadRequest, "issued_after must be before issued_before")
+	}
+	switch store.RenewedFilter(q.Renewed) {
+	case store.RenewedAny, store.RenewedYes, store.RenewedNo:
+		f.Renewed = store.RenewedFilter(q.Renewed)
+	default:
+		return nil, "", pki.Errorf(pki.EBadRequest, "renewed %q: want false (leave out the certificates a renewal replaced) or true (only those)",
+			pki.Clip(q.Renewed, 64))
 	}
 	certs, next, err := o.st.ListCertificates(ctx, f)
 	return certs, bindCursor(filter, next), storeCursorError(err)
