@@ -44,7 +44,7 @@ const maxExpiringDays = 36500
 
 // inventoryForm is the filter form as sent (and shown again).
 type inventoryForm struct {
-	Q, Status, Profile, Protocol, Issuer, Expiring, IssuedFrom, IssuedTo, Sort, Limit string
+	Q, Status, Profile, Protocol, Issuer, Expiring, IssuedFrom, IssuedTo, Renewed, Sort, Limit string
 }
 
 var (
@@ -59,7 +59,7 @@ var (
 func (f inventoryForm) values() url.Values {
 	q := url.Values{}
 	for k, v := range map[string]string{"q": f.Q, "status": f.Status, "profile": f.Profile, "protocol": f.Protocol, "issuer": f.Issuer,
-		"expiring": f.Expiring, "issued_from": f.IssuedFrom, "issued_to": f.IssuedTo, "sort": f.Sort, "limit": f.Limit} {
+		"expiring": f.Expiring, "issued_from": f.IssuedFrom, "issued_to": f.IssuedTo, "renewed": f.Renewed, "sort": f.Sort, "limit": f.Limit} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -69,9 +69,10 @@ func (f inventoryForm) values() url.Values {
 
 // query turns the form into an ops query, or says what is wrong with it.
 func (f inventoryForm) query() (ops.CertQuery, error) {
-	// The search text's length and the status are ops's to check, so the
-	// console refuses them with the API's reason.
-	q := ops.CertQuery{Search: strings.TrimSpace(f.Q), Status: f.Status, Profile: f.Profile, Protocol: f.Protocol, IssuerID: f.Issuer}
+	// The search text's length, the status and the renewed filter are
+	// ops's to check, so the console refuses them with the API's reason.
+	q := ops.CertQuery{Search: strings.TrimSpace(f.Q), Status: f.Status, Profile: f.Profile, Protocol: f.Protocol, IssuerID: f.Issuer,
+		Renewed: f.Renewed}
 	if f.Protocol != "" && !contains(protocols, f.Protocol) {
 		return q, refusef("protocol %q: want one of %s", clip(f.Protocol), strings.Join(protocols, ", "))
 	}
@@ -173,7 +174,7 @@ func (h *Handler) inventory(w http.ResponseWriter, r *http.Request, rq *req) err
 	qs := r.URL.Query()
 	f := inventoryForm{Q: qs.Get("q"), Status: qs.Get("status"), Profile: qs.Get("profile"), Protocol: qs.Get("protocol"),
 		Issuer: strings.ToLower(qs.Get("issuer")), Expiring: qs.Get("expiring"), IssuedFrom: qs.Get("issued_from"),
-		IssuedTo: qs.Get("issued_to"), Sort: qs.Get("sort"), Limit: qs.Get("limit")}
+		IssuedTo: qs.Get("issued_to"), Renewed: qs.Get("renewed"), Sort: qs.Get("sort"), Limit: qs.Get("limit")}
 	cursor := qs.Get("cursor")
 	pg := inventoryPage{Form: f, Protocols: protocols, Statuses: statuses, Expiring: expiryDays}
 	pg.Filtered = len(f.values()) > 0

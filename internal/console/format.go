@@ -36,24 +36,25 @@ var funcs = template.FuncMap{
 	"printable": printable.String,
 	// serial shows a stored serial (SerialHex) in whole bytes, as openssl
 	// prints it; links keep the stored form, and either is looked up.
-	"serial":   pki.ShownSerial,
-	"when":     fmtTime,
-	"day":      fmtDay,
-	"iso":      isoTime,
-	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
-	"rel":      relTime,
-	"reason":   admin.ReasonName,
-	"join":     strings.Join,
-	"short":    short,
-	"status":   certStatus,
-	"certURL":  certURL,
-	"duration": fmtDuration,
-	"itoa":     itoa,
-	"plural":   plural,
-	"slug":     func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
-	"list":     func(s ...string) []string { return s },
-	"addf":     func(a, b float64) float64 { return a + b },
-	"subf":     func(a, b float64) float64 { return a - b },
+	"serial":     pki.ShownSerial,
+	"when":       fmtTime,
+	"day":        fmtDay,
+	"iso":        isoTime,
+	"clock":      func(t time.Time) string { return t.UTC().Format("15:04:05 UTC") },
+	"rel":        relTime,
+	"reason":     admin.ReasonName,
+	"join":       strings.Join,
+	"short":      short,
+	"status":     certStatus,
+	"certURL":    certURL,
+	"renewalURL": renewalURL,
+	"duration":   fmtDuration,
+	"itoa":       itoa,
+	"plural":     plural,
+	"slug":       func(s string) string { return strings.ReplaceAll(strings.ToLower(s), " ", "-") },
+	"list":       func(s ...string) []string { return s },
+	"addf":       func(a, b float64) float64 { return a + b },
+	"subf":       func(a, b float64) float64 { return a - b },
 }
 
 func fmtTime(t time.Time) string {
@@ -144,6 +145,16 @@ func certStatus(c pki.Certificate, now time.Time) string {
 // certURL is the page of one certificate.
 func certURL(c pki.Certificate) string {
 	return Prefix + "certificates/" + url.PathEscape(c.SerialHex) + "?" + url.Values{"issuer": {c.IssuerID}}.Encode()
+}
+
+// renewalURL is the page of the newest certificate that renews c, "" when
+// none does (or the list that gave c does not say).
+func renewalURL(c pki.Certificate) string {
+	issuer, serial, ok := strings.Cut(c.RenewedBy, ":")
+	if !ok {
+		return ""
+	}
+	return certURL(pki.Certificate{IssuerID: issuer, SerialHex: serial})
 }
 
 // fingerprint is "sha256:HEX" of a certificate, as the CLI prints it.

@@ -32,7 +32,7 @@ func TestUnknownQueryParameterIsRefused(t *testing.T) {
 		{"/ui/certificates?issued_after=garbage", 400, `unknown query parameter "issued_after": that is the API's name; the console's is "issued_from"`},
 		{"/ui/certificates?issued_before=2031-01-01T00:00:00Z", 400, `the console's is "issued_to"`},
 		{"/ui/certificates?expiring_within=abc", 400, `unknown query parameter "expiring_within": that is the API's name; the console's is "expiring"`},
-		{"/ui/certificates?foo=1", 400, `unknown query parameter "foo" (allowed: q, status, profile, protocol, issuer, expiring, issued_from, issued_to, sort, limit, cursor)`},
+		{"/ui/certificates?foo=1", 400, `unknown query parameter "foo" (allowed: q, status, profile, protocol, issuer, expiring, issued_from, issued_to, renewed, sort, limit, cursor)`},
 		{"/ui/certificates?status=valid&zz=1&aa=2", 400, `unknown query parameter "aa"`},
 		{"/ui/?foo=1", 400, `unknown query parameter "foo" (allowed: days)`},
 		{"/ui/cas?foo=1", 400, `unknown query parameter "foo": this page takes none`},

@@ -21,7 +21,7 @@ func (h *Handler) Routes() map[string]http.Handler {
 		// its forms and of the links the console writes to it.
 		"GET /ui/{$}": h.page(h.dashboard, "days"),
 		"GET /ui/certificates": h.page(h.inventory, "q", "status", "profile", "protocol", "issuer", "expiring",
-			"issued_from", "issued_to", "sort", "limit", "cursor"),
+			"issued_from", "issued_to", "renewed", "sort", "limit", "cursor"),
 		"GET /ui/certificates/{serial}":     h.page(h.certificate, "issuer"),
 		"GET /ui/certificates/{serial}/pem": h.page(h.certificatePEM, "issuer", "chain"),
 		"GET /ui/requests":                  h.page(h.requests, "status", "profile", "cursor"),
