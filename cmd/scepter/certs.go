@@ -20,7 +20,7 @@ import (
 )
 
 func cmdCerts(ctx context.Context, e env, args []string) error {
-	sub, err := subcommand(e, args, "usage: scepter certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--json] | certs show SERIAL | certs revoke SERIAL|--cert FILE [--reason R] | certs unhold SERIAL")
+	sub, err := subcommand(e, args, "usage: scepter certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--renewed false|true] [--json] | certs show SERIAL | certs revoke SERIAL|--cert FILE [--reason R] | certs unhold SERIAL")
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,10 @@ type certJSON struct {
 	RequesterAddr string    `json:"requester_addr,omitempty"`
 	TransactionID string    `json:"transaction_id,omitempty"`
 	RenewedFrom   string    `json:"renewed_from,omitempty"` // "issuerID:serial" of the certificate this one renewed
-	CreatedAt     time.Time `json:"created_at"`
+	// RenewedBy is "issuerID:serial" of the newest certificate that
+	// renewed this one (certs list only).
+	RenewedBy string    `json:"renewed_by,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	// Set for revoked certificates only.
 	RevokedAt    *time.Time `json:"revoked_at,omitempty"`
 	RevokeReason string     `json:"revoke_reason,omitempty"`
@@ -164,13 +167,14 @@ func certsList(ctx context.Context, e env, args []string) error {
 	var sf storeFlags
 	var within durationDays
 	var asJSON bool
-	var profile, status string
-	fs := newFlagSet(e, "certs list", "certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--json]")
+	var profile, status, renewed string
+	fs := newFlagSet(e, "certs list", "certs list [--status valid|expired|revoked] [--profile P] [--expiring-within 30d] [--renewed false|true] [--json]")
 	sf.register(fs)
 	fs.Var(&within, "expiring-within", "only certificates that expire within this time (e.g. 30d, 12h), not yet expired; valid ones unless --status revoked is given")
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	fs.StringVar(&profile, "profile", "", "only this profile")
 	fs.StringVar(&status, "status", "", "only this status: valid (not expired), expired or revoked")
+	fs.StringVar(&renewed, "renewed", "", "false: leave out the certificates a renewal replaced (with --expiring-within, those still to renew); true: only those")
 	if err := parseFlags(fs, e, args, 0, sf.sections()); err != nil {
 		return err
 	}
@@ -199,6 +203,14 @@ func certsList(ctx context.Context, e env, args []string) error {
 		// A misspelt status would list nothing, and look like an answer.
 		return usageError{fmt.Sprintf("--status %q: want valid, expired or revoked", status)}
 	}
+	switch store.RenewedFilter(renewed) {
+	case store.RenewedAny, store.RenewedYes, store.RenewedNo:
+		f.Renewed = store.RenewedFilter(renewed)
+	default:
+		// A misspelt value would list every certificate, as if no filter
+		// were given.
+		return usageError{fmt.Sprintf("--renewed %q: want false (leave out the certificates a renewal replaced) or true (only those)", renewed)}
+	}
 	if within > 0 {
 		if status == "" {
 			// Those still to renew, as /metrics and the console count
@@ -225,7 +237,7 @@ func certsList(ctx context.Context, e env, args []string) error {
 				Serial: c.SerialHex, IssuerID: c.IssuerID, Subject: c.Subject, Issuer: c.Issuer, SANs: nonNil(c.SANs),
 				NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), Status: displayStatus(c, now), Profile: c.Profile,
 				Protocol: string(c.Protocol), KeyType: c.KeyType, RequesterAddr: c.RequesterAddr, TransactionID: c.TransactionID,
-				RenewedFrom: c.RenewedFrom, CreatedAt: c.CreatedAt.UTC(),
+				RenewedFrom: c.RenewedFrom, RenewedBy: c.RenewedBy, CreatedAt: c.CreatedAt.UTC(),
 			})
 			if c.Status == pki.StatusRevoked {
 				at := c.RevokedAt.UTC()
@@ -249,10 +261,16 @@ func certsList(ctx context.Context, e env, args []string) error {
 		return enc.Encode(out)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERIAL\tSTATUS\tNOT AFTER\tPROFILE\tSUBJECT")
+	fmt.Fprintln(tw, "SERIAL\tSTATUS\tNOT AFTER\tPROFILE\tRENEWED BY\tSUBJECT")
 	for _, c := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", printable(pki.ShownSerial(c.Serial)), printable(c.Status), c.NotAfter.Format("2006-01-02"),
-			printable(c.Profile), printable(c.Subject))
+		// The newest renewal's serial, "-" for none: a renewed
+		// certificate is told from one still to renew at a glance.
+		renewedBy := "-"
+		if _, serial, ok := strings.Cut(c.RenewedBy, ":"); ok {
+			renewedBy = pki.ShownSerial(serial)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(pki.ShownSerial(c.Serial)), printable(c.Status), c.NotAfter.Format("2006-01-02"),
+			printable(c.Profile), printable(renewedBy), printable(c.Subject))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
