@@ -28,6 +28,11 @@ import (
 const consoleConfig = `
 [profiles.approval]
 approval = true
+
+# Renewal at any time, for a renewed certificate in the inventory (the
+# static challenge is valid at the default profile only).
+[profiles.default]
+renewal_window = "100%"
 `
 
 // browserStep bounds every browser action, browserLife the browser.
@@ -268,6 +273,40 @@ func TestConsole(t *testing.T) {
 	if rec := findSerial(e.ListCerts(), target); rec == nil || rec.Status != "revoked" {
 		t.Errorf("certs list after the console's revocation: %+v", rec)
 	}
+
+	// A renewed certificate is marked in the inventory, the mark opens its
+	// renewal, and "leave out renewed" lists the renewal alone.
+	renewDir := t.TempDir()
+	if r := enroll(t, renewDir, e.URL, e.Challenge, "CN=console-renew-me,O=Acme"); r.err != nil {
+		t.Fatalf("enroll console-renew-me:\n%s", r)
+	}
+	mustRun(t, runOpts{dir: renewDir}, e.Bin, "renew", "--url", e.URL, "--cert", filepath.Join(renewDir, "cert.pem"),
+		"--key", filepath.Join(renewDir, "key.pem"), "--out", filepath.Join(renewDir, "renewed.pem"), "--key-out", filepath.Join(renewDir, "renewed.key"))
+	renewed := e.Verify(filepath.Join(renewDir, "renewed.pem"))
+	b.open("/ui/certificates?q=console-renew-me", "#certs")
+	if n := b.eval(`String(document.querySelectorAll("#certs a.cert-link").length)`); n != "2" {
+		t.Fatalf("search for console-renew-me: %s results, want the certificate and its renewal", n)
+	}
+	if n := b.eval(`String(document.querySelectorAll("#certs a.badge-renewed").length)`); n != "1" {
+		t.Fatalf("%s certificates marked renewed, want 1", n)
+	}
+	b.screenshot("inventory-renewed")
+	b.submit("open the renewal", "#certs a.badge-renewed")
+	b.do("the renewal's page", chromedp.WaitVisible(chromedp.ID("cert-status")))
+	if s := b.text("#cert-serial"); normSerial(s) != serialHex(renewed.SerialNumber) {
+		t.Errorf("the renewed mark opens serial %q, want the renewal %s", s, serialHex(renewed.SerialNumber))
+	}
+	b.open("/ui/certificates?q=console-renew-me", "#filters")
+	b.do("leave out renewed", chromedp.SetValue(chromedp.ID("renewed"), "false"))
+	b.submit("search without the renewed ones", "#search")
+	b.do("results", chromedp.WaitVisible(chromedp.CSS("#certs a.cert-link")))
+	if loc := b.eval(`location.search`); !strings.Contains(loc, "renewed=false") {
+		t.Errorf("the form sent %s, without renewed=false", loc)
+	}
+	if n := b.eval(`String(document.querySelectorAll("#certs a.cert-link").length) + " " + String(document.querySelectorAll("#certs a.badge-renewed").length)`); n != "1 0" {
+		t.Errorf("with \"leave out renewed\": %s (rows, marks), want the renewal alone, unmarked", n)
+	}
+	b.screenshot("inventory-not-renewed")
 
 	// A challenge for the approval profile, made in the console; a client
 	// enrolls with it, is held, and polls while the request is approved
