@@ -88,6 +88,11 @@ func (f inventoryForm) query() (ops.CertQuery, error) {
 			return q, refusef("expiring within %q: want a number of days from 1 to %d", clip(f.Expiring), maxExpiringDays)
 		}
 		q.ExpiringWithin = time.Duration(n) * 24 * time.Hour
+		if f.Status == "expired" {
+			// ops would refuse it too, but in the API's parameter names
+			// (expiring_within), which this form does not show (r137 D2).
+			return q, refusef("Expiring within and the status Expired exclude each other: an expired certificate expires within no window; choose one of them")
+		}
 	}
 	switch f.Sort {
 	case "", "newest":
